@@ -1,0 +1,146 @@
+//! `peercam run`: starts the parts in data-flow order (source, broker link,
+//! session manager, web viewer) and stops them in reverse on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::media::fanout::Fanout;
+use crate::media::video::{self, VideoSource};
+use crate::rtc::net;
+use crate::rtc::session::SessionLimits;
+use crate::signal::manager::{ManagerSetup, SessionManager};
+use crate::signal::mqtt::MqttLink;
+use crate::signal::outbox::Outbox;
+use crate::signal::protocol::Topics;
+
+/// Runs the daemon until it is told to stop.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = shutdown_tx.try_send(());
+    })
+    .context("cannot install the signal handler")?;
+
+    let description = video::resolve_pipeline(&config.video)?;
+    let fanout = Fanout::new();
+    let _video = VideoSource::start(description, fanout.clone())
+        .context("the video source did not start")?;
+
+    let local_ips = net::select_addrs(&net::interface_addrs()?, &config.webrtc.interfaces);
+    if local_ips.is_empty() {
+        bail!(
+            "no network address matches `webrtc.interfaces` ({:?}); nothing to offer viewers",
+            config.webrtc.interfaces
+        );
+    }
+    tracing::info!("media addresses: {local_ips:?}");
+
+    let broker_url = broker_url(&config)?;
+    let topics = Topics::new(&config.mqtt.prefix, &config.device.id);
+    let setup = ManagerSetup {
+        name: config.device.name.clone(),
+        max_viewers: config.device.max_viewers,
+        limits: SessionLimits {
+            connect_timeout: config.webrtc.connect_timeout(),
+            peer_timeout: config.webrtc.peer_timeout(),
+        },
+        local_ips,
+        ports: config.webrtc.ports(),
+        public_ice_servers: config.webrtc.public_ice_servers(),
+        private_ice_servers: config.webrtc.private_ice_servers(),
+    };
+    let client_id = config
+        .mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("peercam-{}", config.device.id));
+    let (link, inbound) = MqttLink::start(
+        &config.mqtt,
+        &client_id,
+        &broker_url,
+        &topics,
+        Vec::new(),
+    )?;
+    let outbox = Outbox::new(topics.clone(), link.handle());
+    let manager = SessionManager::new(setup, topics, outbox.clone(), fanout);
+    outbox.set_status(&manager.status(0));
+
+    if let Some(addr) = config.http.listen_addr() {
+        let bound = crate::http::start(addr)?;
+        println!("{}", viewer_link(&config, bound));
+    }
+    smol::block_on(manager.run(inbound, shutdown_rx));
+    tracing::info!("stopping");
+    drop(link);
+    Ok(())
+}
+
+/// The broker URL the daemon connects to, starting the embedded broker if asked.
+fn broker_url(config: &Config) -> anyhow::Result<String> {
+    if config.mqtt.broker != "embedded" {
+        return Ok(config.mqtt.broker.clone());
+    }
+    #[cfg(feature = "embedded-broker")]
+    {
+        crate::signal::broker::start(&config.mqtt.embedded)?;
+        Ok(format!("mqtt://{}", config.mqtt.embedded.listen))
+    }
+    #[cfg(not(feature = "embedded-broker"))]
+    bail!("this build has no embedded broker; set `mqtt.broker` to a broker URL")
+}
+
+/// The pairing-link form URL that opens the viewer on this device.
+pub fn viewer_link(config: &Config, http: SocketAddr) -> String {
+    let host = if http.ip().is_unspecified() {
+        format!("localhost:{}", http.port())
+    } else {
+        http.to_string()
+    };
+    let broker = config.http.broker_url.clone().or_else(|| {
+        if config.mqtt.broker == "embedded" {
+            Some(format!("ws://{}", config.mqtt.embedded.ws_listen))
+        } else if config.mqtt.broker.starts_with("ws") {
+            Some(config.mqtt.broker.clone())
+        } else {
+            None
+        }
+    });
+    let mut link = format!(
+        "Open the viewer: http://{host}/#v=1&p={}&d={}",
+        percent_encode(&config.mqtt.prefix),
+        percent_encode(&config.device.id)
+    );
+    if let Some(broker) = broker {
+        link.push_str(&format!("&b={}", percent_encode(&broker)));
+    }
+    link
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_link_is_a_pairing_link_for_the_embedded_broker() {
+        let link = viewer_link(&Config::default(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            link,
+            "Open the viewer: http://127.0.0.1:8080/#v=1&p=peercam&d=peercam&b=ws%3A%2F%2F127.0.0.1%3A8083"
+        );
+        assert_eq!(percent_encode("Alice's phone"), "Alice%27s%20phone");
+    }
+}

@@ -1,0 +1,27 @@
+//! Media sources and their distribution to viewers.
+
+pub mod fanout;
+pub mod video;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+/// One encoded H.264 access unit (Annex-B), as every viewer receives it.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// Annex-B bytes; keyframes carry SPS/PPS in-band.
+    pub data: Bytes,
+    /// Presentation time in 90 kHz ticks from the capture clock.
+    pub pts_90khz: u64,
+    /// When the frame left the encoder, on the monotonic clock.
+    pub captured: Instant,
+    /// Whether decoding can start here.
+    pub keyframe: bool,
+}
+
+impl fanout::Frame for EncodedFrame {
+    fn is_keyframe(&self) -> bool {
+        self.keyframe
+    }
+}

@@ -1,0 +1,483 @@
+//! The camera side: a GStreamer pipeline per configured preset, ending in an
+//! appsink that hands whole H.264 access units to the fan-out. The pipeline
+//! runs on its own thread and is rebuilt with capped backoff if it dies.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+
+use super::EncodedFrame;
+use super::fanout::{Fanout, KeyframeGate};
+use crate::backoff::Backoff;
+use crate::config::{InputFormat, SourceKind, VideoConfig};
+
+/// Keyframe requests closer together than this are merged into one.
+const KEYFRAME_COALESCE: Duration = Duration::from_millis(100);
+/// A pipeline that ran this long counts as healthy again (backoff resets).
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// The tail every preset ends in: in-band SPS/PPS on every keyframe and
+/// one access unit per buffer, as str0m's H.264 packetizer wants them.
+const H264_TAIL: &str = "h264parse config-interval=-1 \
+    ! video/x-h264,stream-format=byte-stream,alignment=au \
+    ! appsink name=sink sync=false max-buffers=8 drop=true";
+
+/// The Debian package that provides a GStreamer element, for error hints.
+pub fn package_of(element: &str) -> &'static str {
+    match element {
+        "x264enc" => "gstreamer1.0-plugins-ugly",
+        "h264parse" | "openh264enc" => "gstreamer1.0-plugins-bad",
+        "v4l2src" | "v4l2h264enc" | "jpegdec" => "gstreamer1.0-plugins-good",
+        "libcamerasrc" => "gstreamer1.0-libcamera",
+        _ => "gstreamer1.0-plugins-base",
+    }
+}
+
+/// The software H.264 encoder fragment for raw frames, tuned for latency.
+fn x264(config: &VideoConfig) -> String {
+    format!(
+        "videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={} \
+         key-int-max={} ! video/x-h264,profile=constrained-baseline",
+        config.bitrate_kbps, config.keyframe_interval
+    )
+}
+
+/// The Raspberry Pi hardware encoder fragment (Pi Zero 2 to Pi 4).
+fn pi_hw_encoder(config: &VideoConfig) -> String {
+    format!(
+        "v4l2h264enc extra-controls=\"controls,repeat_sequence_header=1,video_bitrate={},\
+         h264_i_frame_period={}\" ! video/x-h264,level=(string)4",
+        config.bitrate_kbps * 1000,
+        config.keyframe_interval
+    )
+}
+
+/// The GStreamer launch line for `config`, with the V4L2 camera's format
+/// already resolved (see [`probe_v4l2_format`]) and `hw_encoder` telling
+/// whether the Pi hardware encoder exists (for `libcamera`).
+pub fn pipeline_description(
+    config: &VideoConfig,
+    v4l2_format: InputFormat,
+    hw_encoder: bool,
+) -> String {
+    let (w, h, fps) = (config.width, config.height, config.fps);
+    let raw_caps = format!("video/x-raw,width={w},height={h},framerate={fps}/1");
+    let device = config.device.display();
+    let head = match config.source {
+        SourceKind::Pipeline => return config.pipeline.clone().unwrap_or_default(),
+        SourceKind::Test => format!(
+            "videotestsrc is-live=true pattern=smpte ! {raw_caps} ! {}",
+            x264(config)
+        ),
+        SourceKind::V4l2 => match v4l2_format {
+            InputFormat::H264 => format!(
+                "v4l2src device={device} ! video/x-h264,width={w},height={h},framerate={fps}/1"
+            ),
+            InputFormat::Mjpeg => format!(
+                "v4l2src device={device} ! image/jpeg,width={w},height={h},framerate={fps}/1 \
+                 ! jpegdec ! {}",
+                x264(config)
+            ),
+            InputFormat::Raw | InputFormat::Auto => {
+                format!("v4l2src device={device} ! {raw_caps} ! {}", x264(config))
+            }
+        },
+        SourceKind::PiHw => format!(
+            "v4l2src device={device} ! {raw_caps},format=I420 ! {}",
+            pi_hw_encoder(config)
+        ),
+        SourceKind::Libcamera => {
+            let encoder = if hw_encoder {
+                pi_hw_encoder(config)
+            } else {
+                x264(config)
+            };
+            format!("libcamerasrc ! {raw_caps},format=NV12 ! {encoder}")
+        }
+    };
+    format!("{head} ! {H264_TAIL}")
+}
+
+/// Element names a launch line uses, in order.
+pub fn elements_in(description: &str) -> Vec<String> {
+    description
+        .split('!')
+        .filter_map(|stage| stage.split_whitespace().next())
+        .filter(|name| !name.contains(['/', '(', '"']))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Elements of `description` that this machine's GStreamer lacks.
+pub fn missing_elements(description: &str) -> Vec<String> {
+    elements_in(description)
+        .into_iter()
+        .filter(|name| gst::ElementFactory::find(name).is_none())
+        .collect()
+}
+
+/// Asks the camera what it can send: H.264, else MJPEG, else raw.
+pub fn probe_v4l2_format(config: &VideoConfig) -> anyhow::Result<InputFormat> {
+    if config.input_format != InputFormat::Auto {
+        return Ok(config.input_format);
+    }
+    let src = gst::ElementFactory::make("v4l2src")
+        .property("device", config.device.to_string_lossy().as_ref())
+        .build()
+        .context("GStreamer element `v4l2src` is missing: install gstreamer1.0-plugins-good")?;
+    src.set_state(gst::State::Ready).map_err(|_| {
+        anyhow!(
+            "camera {} cannot be opened (missing, or busy in another program?)",
+            config.device.display()
+        )
+    })?;
+    let caps = src.static_pad("src").map(|pad| pad.query_caps(None));
+    let _ = src.set_state(gst::State::Null);
+    let caps = caps.ok_or_else(|| anyhow!("v4l2src has no source pad"))?;
+    let offers = |name: &str| caps.iter().any(|s| s.name() == name);
+    Ok(if offers("video/x-h264") {
+        InputFormat::H264
+    } else if offers("image/jpeg") {
+        InputFormat::Mjpeg
+    } else {
+        InputFormat::Raw
+    })
+}
+
+/// Resolves the launch line for `config` on this machine and checks that
+/// every element exists, naming the package to install when one does not.
+pub fn resolve_pipeline(config: &VideoConfig) -> anyhow::Result<String> {
+    gst::init().context("GStreamer failed to initialise")?;
+    let format = if config.source == SourceKind::V4l2 {
+        probe_v4l2_format(config)?
+    } else {
+        config.input_format
+    };
+    let hw_encoder = gst::ElementFactory::find("v4l2h264enc").is_some();
+    let description = pipeline_description(config, format, hw_encoder);
+    if let Some(missing) = missing_elements(&description).first() {
+        bail!(
+            "video source `{}` needs the GStreamer element `{missing}`, which is not installed \
+             (install {})",
+            source_name(config.source),
+            package_of(missing)
+        );
+    }
+    Ok(description)
+}
+
+fn source_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Test => "test",
+        SourceKind::V4l2 => "v4l2",
+        SourceKind::PiHw => "pi-hw",
+        SourceKind::Libcamera => "libcamera",
+        SourceKind::Pipeline => "pipeline",
+    }
+}
+
+/// A running video source; stops its pipeline when dropped.
+pub struct VideoSource {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl VideoSource {
+    /// Starts the pipeline `description` feeding `fanout`. Returns once it
+    /// plays, or with the reason it could not start (missing device, busy
+    /// camera, bad caps). Later failures restart it with capped backoff.
+    pub fn start(description: String, fanout: Arc<Fanout<EncodedFrame>>) -> anyhow::Result<Self> {
+        gst::init().context("GStreamer failed to initialise")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("video-source".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || supervise(&description, &fanout, &stop, started_tx)
+            })
+            .context("cannot start the video thread")?;
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(VideoSource {
+                stop,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                bail!("the video thread ended before the pipeline started")
+            }
+        }
+    }
+}
+
+impl Drop for VideoSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs the pipeline until `stop`, rebuilding it after failures.
+fn supervise(
+    description: &str,
+    fanout: &Arc<Fanout<EncodedFrame>>,
+    stop: &AtomicBool,
+    started: mpsc::Sender<anyhow::Result<()>>,
+) {
+    let mut started = Some(started);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    while !stop.load(Ordering::Relaxed) {
+        let began = Instant::now();
+        let result = run_pipeline(description, fanout, stop, &mut started);
+        if let Some(first) = started.take() {
+            let _ = first.send(result);
+            return;
+        }
+        let Err(error) = result else { return };
+        if began.elapsed() >= HEALTHY_AFTER {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay(rand::random());
+        tracing::error!("video pipeline failed: {error:#}; restarting in {delay:?}");
+        let until = Instant::now() + delay;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One pipeline lifetime: Ok when stopped on request, Err when it failed.
+/// Reports success through `started` once the pipeline plays.
+fn run_pipeline(
+    description: &str,
+    fanout: &Arc<Fanout<EncodedFrame>>,
+    stop: &AtomicBool,
+    started: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
+) -> anyhow::Result<()> {
+    let pipeline = gst::parse::launch(description)
+        .with_context(|| format!("invalid pipeline `{description}`"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("the launch line is not a pipeline"))?;
+    let guard = StopOnDrop(pipeline.clone());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("the pipeline has no `appsink name=sink`"))?;
+    install_callbacks(&sink, Arc::clone(fanout));
+    let bus = pipeline.bus().ok_or_else(|| anyhow!("pipeline without a bus"))?;
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        return Err(bus_error(&bus).unwrap_or_else(|| anyhow!("the pipeline refused to play")));
+    }
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            drop(guard);
+            return Ok(());
+        }
+        let message = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(100),
+            &[
+                gst::MessageType::Error,
+                gst::MessageType::Eos,
+                gst::MessageType::StateChanged,
+            ],
+        );
+        match message.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Error(e)) => return Err(describe_error(e)),
+            Some(gst::MessageView::Eos(_)) => bail!("the video source ended (end of stream)"),
+            Some(gst::MessageView::StateChanged(s))
+                if s.src() == Some(pipeline.upcast_ref())
+                    && s.current() == gst::State::Playing =>
+            {
+                if let Some(tx) = started.take() {
+                    tracing::info!("video pipeline playing: {description}");
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sets the pipeline to NULL however the run ends.
+struct StopOnDrop(gst::Pipeline);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+fn bus_error(bus: &gst::Bus) -> Option<anyhow::Error> {
+    let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
+    match message.view() {
+        gst::MessageView::Error(e) => Some(describe_error(e)),
+        _ => None,
+    }
+}
+
+fn describe_error(e: &gst::message::Error) -> anyhow::Error {
+    let element = e.src().map(|s| s.name().to_string()).unwrap_or_default();
+    match e.debug() {
+        Some(debug) => anyhow!("{} (in {element}; {debug})", e.error()),
+        None => anyhow!("{} (in {element})", e.error()),
+    }
+}
+
+/// Hands each access unit to the fan-out and forces a keyframe upstream
+/// when a viewer is waiting for one.
+fn install_callbacks(sink: &gst_app::AppSink, fanout: Arc<Fanout<EncodedFrame>>) {
+    let gate = Mutex::new(KeyframeGate::new(KEYFRAME_COALESCE));
+    let first_pts = Mutex::new(None::<gst::ClockTime>);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(buffer) = sample.buffer() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let now = Instant::now();
+                let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
+                let base = *first_pts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(pts);
+                let frame = EncodedFrame {
+                    data: Bytes::copy_from_slice(map.as_slice()),
+                    pts_90khz: pts.saturating_sub(base).nseconds() * 9 / 100_000,
+                    captured: now,
+                    keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                };
+                let wanted = fanout.publish(frame);
+                let force = gate
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .should_force(wanted, now);
+                if force && let Some(pad) = sink.static_pad("sink") {
+                    let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+                        .all_headers(true)
+                        .build();
+                    pad.send_event(event);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_preset_is_the_verified_x264_pipeline() {
+        let description = pipeline_description(&VideoConfig::default(), InputFormat::Auto, false);
+        assert!(description.starts_with("videotestsrc is-live=true"));
+        assert!(description.contains("width=1280,height=720,framerate=30/1"));
+        assert!(description.contains("x264enc tune=zerolatency"));
+        assert!(description.contains("bitrate=2000 key-int-max=60"));
+        assert!(description.ends_with("appsink name=sink sync=false max-buffers=8 drop=true"));
+        assert_eq!(
+            elements_in(&description),
+            ["videotestsrc", "videoconvert", "x264enc", "h264parse", "appsink"]
+        );
+    }
+
+    #[test]
+    fn v4l2_passes_h264_through_and_encodes_the_rest() {
+        let config = VideoConfig {
+            source: SourceKind::V4l2,
+            ..VideoConfig::default()
+        };
+        let h264 = pipeline_description(&config, InputFormat::H264, false);
+        assert_eq!(elements_in(&h264), ["v4l2src", "h264parse", "appsink"]);
+        let mjpeg = pipeline_description(&config, InputFormat::Mjpeg, false);
+        assert!(elements_in(&mjpeg).contains(&"jpegdec".to_owned()));
+        let raw = pipeline_description(&config, InputFormat::Raw, false);
+        assert!(elements_in(&raw).contains(&"x264enc".to_owned()));
+    }
+
+    #[test]
+    fn pi_presets_use_the_hardware_encoder_where_there_is_one() {
+        let pi = VideoConfig {
+            source: SourceKind::PiHw,
+            ..VideoConfig::default()
+        };
+        let description = pipeline_description(&pi, InputFormat::Auto, true);
+        assert!(description.contains("repeat_sequence_header=1,video_bitrate=2000000"));
+        let libcamera = VideoConfig {
+            source: SourceKind::Libcamera,
+            ..VideoConfig::default()
+        };
+        assert!(pipeline_description(&libcamera, InputFormat::Auto, true).contains("v4l2h264enc"));
+        assert!(pipeline_description(&libcamera, InputFormat::Auto, false).contains("x264enc"));
+    }
+
+    #[test]
+    fn a_missing_element_is_named_with_its_package() {
+        let config = VideoConfig {
+            source: SourceKind::Pipeline,
+            pipeline: Some("videotestsrc ! nosuchenc ! appsink name=sink".into()),
+            ..VideoConfig::default()
+        };
+        let error = resolve_pipeline(&config).unwrap_err().to_string();
+        assert!(error.contains("`nosuchenc`"), "{error}");
+        assert!(error.contains("install gstreamer1.0-plugins-base"), "{error}");
+    }
+
+    #[test]
+    fn the_test_source_delivers_keyframes_with_in_band_parameter_sets() {
+        let config = VideoConfig {
+            width: 320,
+            height: 240,
+            ..VideoConfig::default()
+        };
+        let fanout = Fanout::new();
+        let viewer = fanout.subscribe(64);
+        let _source = VideoSource::start(resolve_pipeline(&config).unwrap(), fanout.clone()).unwrap();
+        let frames: Vec<EncodedFrame> = smol::block_on(async {
+            let mut frames = Vec::new();
+            while frames.len() < 10 {
+                let frame = smol::future::or(viewer.recv(), async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                    None
+                })
+                .await
+                .expect("no frame within 10 s");
+                frames.push(frame);
+            }
+            frames
+        });
+        assert!(frames[0].keyframe, "a new viewer starts at a keyframe");
+        let nal_types: Vec<u8> = frames[0]
+            .data
+            .windows(4)
+            .filter(|w| w[..3] == [0, 0, 1])
+            .map(|w| w[3] & 0x1f)
+            .collect();
+        assert!(nal_types.contains(&7) && nal_types.contains(&8), "SPS and PPS in-band: {nal_types:?}");
+        assert!(frames.windows(2).all(|w| w[0].pts_90khz < w[1].pts_90khz));
+        assert!(frames[1..].iter().any(|f| !f.keyframe));
+    }
+
+    #[test]
+    fn a_pipeline_that_cannot_start_is_a_clear_error() {
+        let description = "videotestsrc ! video/x-raw,format=I420 ! jpegdec ! appsink name=sink";
+        let error = VideoSource::start(description.into(), Fanout::new()).err().unwrap();
+        assert!(!error.to_string().is_empty());
+    }
+}

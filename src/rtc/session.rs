@@ -1,0 +1,381 @@
+//! One viewer's WebRTC session as a sans-IO state machine around a str0m
+//! `Rtc`: datagrams, frames and the time are passed in; datagrams to send,
+//! events and the next deadline come out. It owns the session's own timers
+//! (connect deadline, peer silence), which str0m leaves to its user.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::media::EncodedFrame;
+use crate::signal::protocol::{CandidateInit, ErrorCode, ErrorReply};
+
+/// Payload types offered for H.264 (constrained baseline, packetization mode 1).
+const H264_PROFILES: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
+
+/// Timers that bound a session's life.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// DTLS must connect within this long after the offer.
+    pub connect_timeout: Duration,
+    /// The session ends after this long without a datagram from the viewer.
+    pub peer_timeout: Duration,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// Not connected within the connect timeout.
+    ConnectTimeout,
+    /// The viewer went silent for the peer timeout.
+    PeerLost,
+    /// The viewer closed the DTLS connection.
+    Closed,
+    /// str0m failed on this session.
+    Failed(String),
+}
+
+impl EndReason {
+    /// A sentence for the `bye` sent to the viewer.
+    pub fn describe(&self) -> String {
+        match self {
+            EndReason::ConnectTimeout => "could not connect in time (no network path?)".into(),
+            EndReason::PeerLost => "the viewer stopped responding".into(),
+            EndReason::Closed => "the viewer closed the connection".into(),
+            EndReason::Failed(e) => format!("internal WebRTC error: {e}"),
+        }
+    }
+}
+
+/// What a session asks of its driver.
+#[derive(Debug)]
+pub enum SessionOutput {
+    /// Send `contents` from local address `source` to `destination`.
+    Transmit {
+        /// Local socket address to send from.
+        source: SocketAddr,
+        /// Viewer address.
+        destination: SocketAddr,
+        /// Datagram bytes.
+        contents: Vec<u8>,
+    },
+    /// DTLS and ICE are up: media flows from now on.
+    Connected,
+    /// The viewer asked for a keyframe (PLI/FIR).
+    KeyframeRequest,
+    /// The session is over; nothing more will come out.
+    Ended(EndReason),
+    /// Call back no later than this.
+    Timeout(Instant),
+}
+
+/// One viewer's call.
+pub struct Session {
+    rtc: Rtc,
+    video: Option<(Mid, Pt)>,
+    limits: SessionLimits,
+    offered_at: Instant,
+    last_heard: Instant,
+    connected: bool,
+    ended: Option<EndReason>,
+    end_reported: bool,
+    local_candidates: Vec<Candidate>,
+    last_frame_pts: Option<u64>,
+    queued: VecDeque<SessionOutput>,
+}
+
+impl Session {
+    /// Accepts the viewer's first offer and gathers host candidates on
+    /// `local_addrs`. Returns the session and its SDP answer, or the error
+    /// reply the offer deserves.
+    pub fn accept(
+        offer: &str,
+        local_addrs: &[SocketAddr],
+        limits: SessionLimits,
+        now: Instant,
+    ) -> Result<(Session, String), ErrorReply> {
+        let offer = parse_offer(offer)?;
+        let mut config = Rtc::builder().clear_codecs();
+        for (pt, rtx, profile) in H264_PROFILES {
+            config
+                .codec_config()
+                .add_h264(pt.into(), Some(rtx.into()), true, profile);
+        }
+        let mut rtc = config.build(now);
+        let mut local_candidates = Vec::new();
+        for addr in local_addrs {
+            let candidate = Candidate::host(*addr, Protocol::Udp).map_err(|e| {
+                ErrorReply::new(ErrorCode::Internal, "offer", format!("bad local address: {e}"))
+            })?;
+            if let Some(added) = rtc.add_local_candidate(candidate) {
+                local_candidates.push(added.clone());
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer was refused: {e}.")))?;
+        let mut session = Session {
+            rtc,
+            video: None,
+            limits,
+            offered_at: now,
+            last_heard: now,
+            connected: false,
+            ended: None,
+            end_reported: false,
+            local_candidates,
+            last_frame_pts: None,
+            queued: VecDeque::new(),
+        };
+        session.settle();
+        if session.video.is_none() {
+            return Err(ErrorReply::new(
+                ErrorCode::Unsupported,
+                "offer",
+                "The offer has no video m-line that receives H.264 (constrained baseline, \
+                 packetization-mode 1); that is all this camera sends.",
+            ));
+        }
+        Ok((session, answer.to_sdp_string()))
+    }
+
+    /// Answers a later offer on the live session (an ICE restart).
+    pub fn renegotiate(&mut self, offer: &str) -> Result<String, ErrorReply> {
+        let offer = parse_offer(offer)?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer was refused: {e}.")))?;
+        self.settle();
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Drains what str0m produced during a negotiation, so media changes are
+    /// seen at once; anything to be sent is kept for the driver.
+    fn settle(&mut self) {
+        loop {
+            match self.next_output() {
+                SessionOutput::Timeout(_) => return,
+                output => self.queued.push_back(output),
+            }
+        }
+    }
+
+    /// The host candidates to trickle to the viewer after the answer.
+    pub fn local_candidates(&self) -> Vec<CandidateInit> {
+        self.local_candidates
+            .iter()
+            .map(|c| CandidateInit {
+                candidate: c.to_sdp_string(),
+                sdp_mid: self.video.map(|(mid, _)| mid.to_string()),
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            })
+            .collect()
+    }
+
+    /// Adds a trickled viewer candidate; end-of-candidates is accepted and ignored.
+    pub fn add_remote_candidate(&mut self, candidate: &CandidateInit) -> Result<(), ErrorReply> {
+        if candidate.is_end_of_candidates() {
+            return Ok(());
+        }
+        let line = candidate.candidate.trim_start_matches("a=");
+        let mut parsed = Candidate::from_sdp_string(line).map_err(|e| {
+            ErrorReply::new(ErrorCode::BadRequest, "candidate", format!("Unreadable candidate: {e}."))
+        })?;
+        if let Some(ufrag) = &candidate.username_fragment {
+            parsed.set_ufrag(ufrag);
+        }
+        // mDNS (`.local`) host candidates cannot be resolved here; the viewer's
+        // checks reach us anyway and become peer-reflexive candidates.
+        self.rtc.add_remote_candidate(parsed);
+        Ok(())
+    }
+
+    /// Feeds one datagram received on local address `destination`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        let Ok(contents) = contents.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        if self.rtc.accepts(&input) {
+            self.last_heard = now;
+            self.feed(input);
+        }
+    }
+
+    /// Advances timers to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended.is_some() {
+            return;
+        }
+        if !self.connected && now >= self.offered_at + self.limits.connect_timeout {
+            self.end(EndReason::ConnectTimeout);
+        } else if now >= self.last_heard + self.limits.peer_timeout {
+            self.end(EndReason::PeerLost);
+        } else {
+            self.feed(Input::Timeout(now));
+        }
+    }
+
+    /// Sends one encoded frame; dropped until the session is connected.
+    pub fn write_video(&mut self, frame: &EncodedFrame) {
+        let Some((mid, pt)) = self.video else { return };
+        if !self.connected || self.ended.is_some() {
+            return;
+        }
+        if self.last_frame_pts.is_some_and(|last| frame.pts_90khz <= last) {
+            return;
+        }
+        self.last_frame_pts = Some(frame.pts_90khz);
+        let Some(writer) = self.rtc.writer(mid) else { return };
+        let rtp_time = MediaTime::new(frame.pts_90khz, Frequency::NINETY_KHZ);
+        if let Err(e) = writer.write(pt, frame.captured, rtp_time, frame.data.to_vec()) {
+            self.end(EndReason::Failed(e.to_string()));
+        }
+    }
+
+    /// Whether DTLS is connected.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Ends the session on the device's initiative (bye, shutdown).
+    pub fn close(&mut self) {
+        let _ = self.rtc.close();
+        self.rtc.disconnect();
+    }
+
+    /// The next thing the driver must do. Call until it returns `Timeout`.
+    pub fn poll_output(&mut self) -> SessionOutput {
+        match self.queued.pop_front() {
+            Some(output) => output,
+            None => self.next_output(),
+        }
+    }
+
+    fn next_output(&mut self) -> SessionOutput {
+        if let Some(reason) = &self.ended {
+            if !self.end_reported {
+                self.end_reported = true;
+                return SessionOutput::Ended(reason.clone());
+            }
+            return SessionOutput::Timeout(self.last_heard + Duration::from_secs(3600));
+        }
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    return SessionOutput::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    };
+                }
+                Ok(Output::Timeout(at)) => {
+                    let own = if self.connected {
+                        self.last_heard + self.limits.peer_timeout
+                    } else {
+                        self.offered_at + self.limits.connect_timeout
+                    };
+                    return SessionOutput::Timeout(at.min(own));
+                }
+                Ok(Output::Event(event)) => {
+                    if let Some(output) = self.on_event(event) {
+                        return output;
+                    }
+                }
+                Err(e) => {
+                    self.end(EndReason::Failed(e.to_string()));
+                    return self.next_output();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<SessionOutput> {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                Some(SessionOutput::Connected)
+            }
+            Event::KeyframeRequest(_) => Some(SessionOutput::KeyframeRequest),
+            Event::Closed => {
+                self.end(EndReason::Closed);
+                None
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                tracing::debug!("ICE disconnected; waiting for the peer timeout");
+                None
+            }
+            Event::MediaAdded(added) => {
+                self.consider_video_sender(added.mid);
+                None
+            }
+            Event::MediaChanged(changed) => {
+                self.consider_video_sender(changed.mid);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes `mid` as the video m-line if it sends video and agreed on H.264.
+    fn consider_video_sender(&mut self, mid: Mid) {
+        let Some(media) = self.rtc.media(mid) else { return };
+        if media.kind() != MediaKind::Video || !media.direction().is_sending() {
+            if self.video.is_some_and(|(m, _)| m == mid) {
+                self.video = None;
+            }
+            return;
+        }
+        let pt = self.rtc.writer(mid).and_then(|writer| {
+            writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::H264)
+                .map(|p| p.pt())
+        });
+        if let Some(pt) = pt {
+            self.video = Some((mid, pt));
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!("session input refused: {e}");
+        }
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        if self.ended.is_none() {
+            self.ended = Some(reason);
+        }
+    }
+}
+
+fn parse_offer(sdp: &str) -> Result<SdpOffer, ErrorReply> {
+    SdpOffer::from_sdp_string(sdp).map_err(|e| {
+        ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer is not valid SDP: {e}."))
+    })
+}

@@ -1,0 +1,319 @@
+//! The MQTT link: rumqttc's event loop on its own thread (it needs tokio),
+//! reconnecting with capped, jittered backoff, re-subscribing and
+//! re-publishing the retained status on every connection. Everything else
+//! talks to it through channels and never waits on the broker, so calls in
+//! progress are untouched while the broker is away.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Transport};
+
+use crate::backoff::Backoff;
+use crate::config::MqttConfig;
+use crate::signal::protocol::{self, Topics};
+
+/// Largest MQTT packet accepted from the broker. Above the protocol's
+/// 64 KiB payload bound so oversized payloads reach the codec and are
+/// counted, rather than breaking the connection.
+const MAX_PACKET: usize = 1024 * 1024;
+/// Inbound messages waiting for the session manager; more are dropped.
+const INBOUND_QUEUE: usize = 256;
+/// Requests waiting for the event loop; more are dropped (and counted).
+const OUTBOUND_QUEUE: usize = 512;
+
+/// A message received on one of the device's subscriptions.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Topic it arrived on.
+    pub topic: String,
+    /// Raw payload.
+    pub payload: Bytes,
+    /// Whether the broker delivered it as a retained message.
+    pub retain: bool,
+}
+
+/// Cheap, cloneable handle for publishing from anywhere without blocking.
+#[derive(Clone)]
+pub struct MqttHandle {
+    client: AsyncClient,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    status_topic: String,
+    status: Mutex<Vec<u8>>,
+    online: AtomicBool,
+    dropped_outbound: AtomicU64,
+}
+
+impl MqttHandle {
+    /// Publishes a non-retained QoS 1 message, or drops it (counted) when
+    /// the link's queue is full because the broker is away.
+    pub fn publish(&self, topic: String, payload: Vec<u8>) {
+        if self.client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
+            self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Replaces the retained status, published now and after every reconnect.
+    pub fn set_status(&self, payload: Vec<u8>) {
+        *self.shared.status.lock().unwrap_or_else(PoisonError::into_inner) = payload.clone();
+        let topic = self.shared.status_topic.clone();
+        if self.client.try_publish(topic, QoS::AtLeastOnce, true, payload).is_err() {
+            self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the broker connection is up.
+    pub fn is_online(&self) -> bool {
+        self.shared.online.load(Ordering::Relaxed)
+    }
+}
+
+/// The running MQTT link.
+pub struct MqttLink {
+    handle: MqttHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MqttLink {
+    /// Connects (in the background) to the broker of `config` as device
+    /// `topics`, with `status` as the first retained status. Inbound
+    /// messages on `P/D/in/+` arrive on the returned channel.
+    pub fn start(
+        config: &MqttConfig,
+        client_id: &str,
+        broker_url: &str,
+        topics: &Topics,
+        status: Vec<u8>,
+    ) -> anyhow::Result<(MqttLink, async_channel::Receiver<Inbound>)> {
+        let mut options = options_for(broker_url, client_id)?;
+        options
+            .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+            .set_last_will(LastWill::new(
+                topics.status(),
+                protocol::offline_status(),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some(user) = &config.username {
+            options.set_credentials(user, config.password.clone().unwrap_or_default());
+        }
+        let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
+        let shared = Arc::new(Shared {
+            status_topic: topics.status(),
+            status: Mutex::new(status),
+            online: AtomicBool::new(false),
+            dropped_outbound: AtomicU64::new(0),
+        });
+        let handle = MqttHandle { client, shared };
+        let (inbound_tx, inbound_rx) = async_channel::bounded(INBOUND_QUEUE);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("mqtt".into())
+            .spawn({
+                let handle = handle.clone();
+                let subscription = topics.inbound_filter();
+                let broker = broker_url.to_owned();
+                move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            tracing::error!("cannot start the MQTT runtime: {e}");
+                            return;
+                        }
+                    };
+                    runtime.block_on(run(eventloop, handle, subscription, broker, inbound_tx, stop_rx));
+                }
+            })
+            .context("cannot start the MQTT thread")?;
+        Ok((
+            MqttLink {
+                handle,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            },
+            inbound_rx,
+        ))
+    }
+
+    /// A handle for publishing.
+    pub fn handle(&self) -> MqttHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for MqttLink {
+    /// Publishes the offline status and disconnects cleanly (bounded in time).
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The event loop: connect, (re)subscribe, deliver, back off, until stopped.
+async fn run(
+    mut eventloop: EventLoop,
+    handle: MqttHandle,
+    subscription: String,
+    broker: String,
+    inbound: async_channel::Sender<Inbound>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    let mut dropped_inbound = 0u64;
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                handle.shared.online.store(true, Ordering::Relaxed);
+                tracing::info!("MQTT connected to {broker}");
+                let status = handle.shared.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let _ = handle.client.try_subscribe(subscription.clone(), QoS::AtLeastOnce);
+                let _ = handle.client.try_publish(
+                    handle.shared.status_topic.clone(),
+                    QoS::AtLeastOnce,
+                    true,
+                    status,
+                );
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let message = Inbound {
+                    topic: publish.topic,
+                    payload: publish.payload,
+                    retain: publish.retain,
+                };
+                if inbound.try_send(message).is_err() {
+                    dropped_inbound += 1;
+                    tracing::warn!("signaling queue full: {dropped_inbound} messages dropped so far");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let was_online = handle.shared.online.swap(false, Ordering::Relaxed);
+                let delay = backoff.next_delay(rand::random());
+                if was_online {
+                    tracing::warn!("MQTT connection to {broker} lost: {e}; retrying in {delay:?}");
+                } else {
+                    tracing::warn!("MQTT broker {broker} unreachable: {e}; retrying in {delay:?}");
+                }
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    if handle.is_online() {
+        let _ = handle.client.try_publish(
+            handle.shared.status_topic.clone(),
+            QoS::AtLeastOnce,
+            true,
+            protocol::offline_status(),
+        );
+        let _ = handle.client.try_disconnect();
+        let flush = async {
+            while let Ok(event) = eventloop.poll().await {
+                if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+    }
+}
+
+/// MQTT options for a broker URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`).
+fn options_for(url: &str, client_id: &str) -> anyhow::Result<MqttOptions> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow!("broker URL `{url}` has no scheme"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = split_host_port(authority)
+        .with_context(|| format!("broker URL `{url}` has a bad host or port"))?;
+    let default_port = match scheme {
+        "mqtt" => 1883,
+        "mqtts" => 8883,
+        "ws" => 80,
+        "wss" => 443,
+        other => bail!("broker URL scheme `{other}` is not one of mqtt, mqtts, ws, wss"),
+    };
+    let port = port.unwrap_or(default_port);
+    let mut options = match scheme {
+        "ws" | "wss" => MqttOptions::new(client_id, url, port),
+        _ => MqttOptions::new(client_id, host, port),
+    };
+    match scheme {
+        "mqtts" => options.set_transport(Transport::tls_with_default_config()),
+        "ws" => options.set_transport(Transport::Ws),
+        "wss" => options.set_transport(Transport::wss_with_default_config()),
+        _ => &mut options,
+    };
+    Ok(options)
+}
+
+/// Splits `host[:port]` or `[v6]:port`.
+fn split_host_port(authority: &str) -> anyhow::Result<(String, Option<u16>)> {
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| anyhow!("unclosed `[`"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        bail!("empty host");
+    }
+    let port = port.map(|p| p.parse::<u16>()).transpose()?;
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_hosts_and_ports() {
+        assert_eq!(split_host_port("h:1").unwrap(), ("h".into(), Some(1)));
+        assert_eq!(split_host_port("h").unwrap(), ("h".into(), None));
+        assert_eq!(split_host_port("[::1]:8883").unwrap(), ("::1".into(), Some(8883)));
+        assert_eq!(split_host_port("user@h:2").unwrap(), ("h".into(), Some(2)));
+        assert!(split_host_port(":1").is_err());
+        assert!(split_host_port("h:port").is_err());
+    }
+
+    #[test]
+    fn builds_options_for_every_scheme() {
+        let tcp = options_for("mqtt://broker:1884", "c").unwrap();
+        assert_eq!(tcp.broker_address(), ("broker".into(), 1884));
+        let tls = options_for("mqtts://broker", "c").unwrap();
+        assert_eq!(tls.broker_address().1, 8883);
+        assert!(matches!(tls.transport(), Transport::Tls(_)));
+        let ws = options_for("ws://127.0.0.1:8083/mqtt", "c").unwrap();
+        assert_eq!(ws.broker_address(), ("ws://127.0.0.1:8083/mqtt".into(), 8083));
+        assert!(matches!(ws.transport(), Transport::Ws));
+        let wss = options_for("wss://b.example/mqtt", "c").unwrap();
+        assert_eq!(wss.broker_address().1, 443);
+        assert!(options_for("http://b", "c").is_err());
+        assert!(options_for("broker:1883", "c").is_err());
+    }
+}

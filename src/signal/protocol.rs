@@ -1,0 +1,618 @@
+//! The signaling contract of `PROTOCOL.md` (version 1) as pure functions:
+//! topic names, inbound payload parsing with the documented rejections, and
+//! the JSON the device publishes. No I/O here, so every rule is unit-tested.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The only protocol version this build speaks.
+pub const VERSION: u64 = 1;
+/// Payloads larger than this are dropped unread.
+pub const MAX_PAYLOAD: usize = 65_536;
+
+/// Why the device refuses a message it will answer with an `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// Malformed message or SDP.
+    BadRequest,
+    /// Sealed mode: the sender is not (or no longer) paired.
+    Unauthorized,
+    /// `max_viewers` reached.
+    Busy,
+    /// No common codec, unknown `type`, or `v` not 1.
+    Unsupported,
+    /// Sealed offer with an old nonce.
+    Stale,
+    /// The device failed on its side.
+    Internal,
+}
+
+/// A refusal to act on an inbound payload: either dropped in silence (and
+/// counted) or answered with an `error` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Dropped without a reply, for the reason given.
+    Drop(DropReason),
+    /// Answered with `error`.
+    Error(ErrorReply),
+}
+
+/// Why a payload was dropped without a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Over [`MAX_PAYLOAD`] bytes.
+    TooLarge,
+    /// Not valid UTF-8.
+    NotUtf8,
+    /// Not a JSON object.
+    NotJsonObject,
+    /// No numeric `v` field.
+    NoVersion,
+}
+
+/// The fields of an `error` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReply {
+    /// Machine-readable error class.
+    pub code: ErrorCode,
+    /// A sentence a person can act on.
+    pub message: String,
+    /// The `type` of the message this answers.
+    pub re: String,
+}
+
+impl ErrorReply {
+    /// An error answering a message of type `re`.
+    pub fn new(code: ErrorCode, re: &str, message: impl Into<String>) -> Self {
+        ErrorReply {
+            code,
+            message: message.into(),
+            re: re.to_owned(),
+        }
+    }
+}
+
+/// An ICE candidate in the `RTCIceCandidateInit` shape, as both sides trickle it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateInit {
+    /// `candidate:…` line, or empty for end-of-candidates.
+    pub candidate: String,
+    /// The m-line's mid this applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The m-line's index this applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    /// ICE ufrag of the generation this candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+impl CandidateInit {
+    /// True for the end-of-candidates marker (`candidate: ""`).
+    pub fn is_end_of_candidates(&self) -> bool {
+        self.candidate.is_empty()
+    }
+}
+
+/// A message a viewer sends to the device on `P/D/in/S`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerMessage {
+    /// Ask for ICE servers (with credentials) before offering.
+    IceServers,
+    /// Start or renegotiate the call.
+    Offer {
+        /// The viewer's SDP offer.
+        sdp: String,
+        /// Sealed mode: the device's status nonce.
+        nonce: Option<String>,
+    },
+    /// A trickled remote candidate.
+    Candidate(CandidateInit),
+    /// Ask for (`true`) or release (`false`) the talk-back floor.
+    Talk {
+        /// Requested floor state.
+        on: bool,
+    },
+    /// End the call.
+    Bye {
+        /// Free text, for logs.
+        reason: Option<String>,
+    },
+}
+
+impl ViewerMessage {
+    /// The wire `type` of this message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ViewerMessage::IceServers => "ice-servers",
+            ViewerMessage::Offer { .. } => "offer",
+            ViewerMessage::Candidate(_) => "candidate",
+            ViewerMessage::Talk { .. } => "talk",
+            ViewerMessage::Bye { .. } => "bye",
+        }
+    }
+}
+
+/// One STUN/TURN server in the W3C `RTCIceServer` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name (only in the `ice-servers` reply, never in status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password (only in the `ice-servers` reply, never in status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A message the device sends to one viewer on `P/D/out/S`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum DeviceMessage {
+    /// ICE servers for the viewer's `RTCPeerConnection`.
+    IceServers {
+        /// Servers, TURN credentials included.
+        ice_servers: Vec<IceServer>,
+    },
+    /// The device's SDP answer.
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A trickled local candidate.
+    Candidate(CandidateInit),
+    /// The answer to a floor request.
+    Talk {
+        /// Whether this viewer now holds the floor.
+        granted: bool,
+        /// Label of the current holder.
+        holder: Option<String>,
+    },
+    /// An event also published on `P/D/event`.
+    Event {
+        /// The event object.
+        event: Value,
+    },
+    /// The device ends the call.
+    Bye {
+        /// Why, for the viewer's UI.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A refusal.
+    Error(ErrorReply),
+}
+
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    v: u64,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Serializes a message as a compact v1 payload.
+pub fn encode<T: Serialize>(body: &T) -> Vec<u8> {
+    serde_json::to_vec(&Versioned { v: VERSION, body }).expect("protocol types always serialize")
+}
+
+/// The retained presence message on `P/D/status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// Always true; the offline form is [`offline_status`].
+    pub online: bool,
+    /// Human-readable device name.
+    pub name: String,
+    /// Whether the device runs in sealed mode.
+    pub sealed: bool,
+    /// Video codecs the device sends (`a=rtpmap` names).
+    pub video: Vec<String>,
+    /// `"sendrecv"`, `"sendonly"` or null.
+    pub audio: Option<String>,
+    /// Connected sessions.
+    pub viewers: usize,
+    /// Cap on sessions with an accepted offer.
+    pub max_viewers: usize,
+    /// STUN/TURN URLs without credentials.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// The retained status (and last will) of a device that is not running.
+pub fn offline_status() -> Vec<u8> {
+    br#"{"v":1,"online":false}"#.to_vec()
+}
+
+/// Parses a payload received on `P/D/in/S`, applying every rule of
+/// "Bad input and bounds" that can be decided from the payload alone.
+pub fn parse_viewer_message(payload: &[u8]) -> Result<ViewerMessage, Rejection> {
+    let object = parse_object(payload)?;
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        _ => {
+            return Err(Rejection::Error(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "",
+                "The message has no \"type\" string.",
+            )));
+        }
+    };
+    let body = Value::Object(object);
+    let bad = |what: &str| {
+        Rejection::Error(ErrorReply::new(
+            ErrorCode::BadRequest,
+            &kind,
+            format!("Malformed \"{kind}\" message: {what}."),
+        ))
+    };
+    match kind.as_str() {
+        "ice-servers" => Ok(ViewerMessage::IceServers),
+        "offer" => {
+            #[derive(Deserialize)]
+            struct Offer {
+                sdp: String,
+                #[serde(default)]
+                nonce: Option<String>,
+            }
+            let offer: Offer = serde_json::from_value(body).map_err(|e| bad(&e.to_string()))?;
+            if offer.sdp.trim().is_empty() {
+                return Err(bad("\"sdp\" is empty"));
+            }
+            Ok(ViewerMessage::Offer {
+                sdp: offer.sdp,
+                nonce: offer.nonce,
+            })
+        }
+        "candidate" => {
+            let candidate: CandidateInit =
+                serde_json::from_value(body).map_err(|e| bad(&e.to_string()))?;
+            if !candidate.is_end_of_candidates() && !candidate.candidate.starts_with("candidate:") {
+                return Err(bad("\"candidate\" must start with \"candidate:\" or be empty"));
+            }
+            Ok(ViewerMessage::Candidate(candidate))
+        }
+        "talk" => {
+            #[derive(Deserialize)]
+            struct Talk {
+                on: bool,
+            }
+            let talk: Talk = serde_json::from_value(body).map_err(|e| bad(&e.to_string()))?;
+            Ok(ViewerMessage::Talk { on: talk.on })
+        }
+        "bye" => {
+            #[derive(Deserialize)]
+            struct Bye {
+                #[serde(default)]
+                reason: Option<String>,
+            }
+            let bye: Bye = serde_json::from_value(body).map_err(|e| bad(&e.to_string()))?;
+            Ok(ViewerMessage::Bye { reason: bye.reason })
+        }
+        other => Err(Rejection::Error(ErrorReply::new(
+            ErrorCode::Unsupported,
+            other,
+            format!("Unknown message type \"{other}\"."),
+        ))),
+    }
+}
+
+/// Checks size, UTF-8, JSON-object shape and version; returns the object.
+fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, Rejection> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(Rejection::Drop(DropReason::TooLarge));
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| Rejection::Drop(DropReason::NotUtf8))?;
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text) else {
+        return Err(Rejection::Drop(DropReason::NotJsonObject));
+    };
+    match object.get("v") {
+        Some(Value::Number(n)) if n.as_u64() == Some(VERSION) => Ok(object),
+        Some(Value::Number(n)) => {
+            let re = object.get("type").and_then(Value::as_str).unwrap_or("");
+            Err(Rejection::Error(ErrorReply::new(
+                ErrorCode::Unsupported,
+                re,
+                format!("Protocol version {n} is not supported; this device speaks version 1."),
+            )))
+        }
+        _ => Err(Rejection::Drop(DropReason::NoVersion)),
+    }
+}
+
+/// Whether `prefix` is a valid topic prefix: one or more non-empty levels,
+/// no wildcards, no leading or trailing `/`.
+pub fn is_valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .split('/')
+            .all(|level| !level.is_empty() && !level.contains(['+', '#']))
+}
+
+/// Whether `id` is a valid device id (`[A-Za-z0-9_-]{1,64}`).
+pub fn is_valid_device_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(is_id_byte)
+}
+
+/// Whether `id` is a valid session id (`[A-Za-z0-9_-]{16,64}`).
+pub fn is_valid_session_id(id: &str) -> bool {
+    (16..=64).contains(&id.len()) && id.bytes().all(is_id_byte)
+}
+
+fn is_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// The topic names of one device under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    base: String,
+}
+
+impl Topics {
+    /// Topics for device `device` under `prefix` (both already validated).
+    pub fn new(prefix: &str, device: &str) -> Self {
+        Topics {
+            base: format!("{prefix}/{device}"),
+        }
+    }
+
+    /// `P/D/status`: retained presence and last will.
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+
+    /// `P/D/event`: rings and floor changes for integrations.
+    pub fn event(&self) -> String {
+        format!("{}/event", self.base)
+    }
+
+    /// `P/D/in/+`: what the device subscribes to.
+    pub fn inbound_filter(&self) -> String {
+        format!("{}/in/+", self.base)
+    }
+
+    /// `P/D/out/S`: where the device answers session `S`.
+    pub fn outbound(&self, session: &str) -> String {
+        format!("{}/out/{session}", self.base)
+    }
+
+    /// The session id of an inbound topic `P/D/in/S`, if `topic` is one with a valid `S`.
+    pub fn session_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let session = topic.strip_prefix(&self.base)?.strip_prefix("/in/")?;
+        is_valid_session_id(session).then_some(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<ViewerMessage, Rejection> {
+        parse_viewer_message(value.to_string().as_bytes())
+    }
+
+    fn error_code(result: Result<ViewerMessage, Rejection>) -> (ErrorCode, String) {
+        match result {
+            Err(Rejection::Error(e)) => (e.code, e.re),
+            other => panic!("expected an error reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_viewer_message_type() {
+        assert_eq!(
+            parse(json!({"v":1,"type":"ice-servers"})),
+            Ok(ViewerMessage::IceServers)
+        );
+        assert_eq!(
+            parse(json!({"v":1,"type":"offer","sdp":"v=0\r\n","nonce":"abc","extra":1})),
+            Ok(ViewerMessage::Offer {
+                sdp: "v=0\r\n".into(),
+                nonce: Some("abc".into())
+            })
+        );
+        assert_eq!(
+            parse(json!({"v":1,"type":"candidate","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host",
+                "sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"uf"})),
+            Ok(ViewerMessage::Candidate(CandidateInit {
+                candidate: "candidate:1 1 udp 1 1.2.3.4 5 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+                username_fragment: Some("uf".into()),
+            }))
+        );
+        let end = parse(json!({"v":1,"type":"candidate","candidate":"","sdpMid":null}));
+        assert!(matches!(end, Ok(ViewerMessage::Candidate(c)) if c.is_end_of_candidates()));
+        assert_eq!(
+            parse(json!({"v":1,"type":"talk","on":true})),
+            Ok(ViewerMessage::Talk { on: true })
+        );
+        assert_eq!(
+            parse(json!({"v":1,"type":"bye"})),
+            Ok(ViewerMessage::Bye { reason: None })
+        );
+        assert_eq!(
+            parse(json!({"v":1,"type":"bye","reason":"done"})),
+            Ok(ViewerMessage::Bye {
+                reason: Some("done".into())
+            })
+        );
+    }
+
+    #[test]
+    fn drops_what_is_not_a_v1_json_object() {
+        let drop = |payload: &[u8]| match parse_viewer_message(payload) {
+            Err(Rejection::Drop(reason)) => reason,
+            other => panic!("expected a drop, got {other:?}"),
+        };
+        assert_eq!(drop(b"not json"), DropReason::NotJsonObject);
+        assert_eq!(drop(b"[1,2]"), DropReason::NotJsonObject);
+        assert_eq!(drop(b"\"v\""), DropReason::NotJsonObject);
+        assert_eq!(drop(b"\xff\xfe"), DropReason::NotUtf8);
+        assert_eq!(drop(br#"{"type":"offer"}"#), DropReason::NoVersion);
+        assert_eq!(drop(br#"{"v":"1","type":"offer"}"#), DropReason::NoVersion);
+        let mut big = br#"{"v":1,"type":"bye","reason":""#.to_vec();
+        big.resize(MAX_PAYLOAD + 1, b'a');
+        assert_eq!(drop(&big), DropReason::TooLarge);
+    }
+
+    #[test]
+    fn answers_other_versions_and_unknown_types_with_unsupported() {
+        assert_eq!(
+            error_code(parse(json!({"v":2,"type":"offer","sdp":"x"}))),
+            (ErrorCode::Unsupported, "offer".into())
+        );
+        assert_eq!(
+            error_code(parse(json!({"v":1.5}))),
+            (ErrorCode::Unsupported, "".into())
+        );
+        assert_eq!(
+            error_code(parse(json!({"v":1,"type":"frobnicate"}))),
+            (ErrorCode::Unsupported, "frobnicate".into())
+        );
+    }
+
+    #[test]
+    fn answers_malformed_v1_messages_with_bad_request() {
+        let cases = [
+            (json!({"v":1}), ""),
+            (json!({"v":1,"type":7}), ""),
+            (json!({"v":1,"type":"offer"}), "offer"),
+            (json!({"v":1,"type":"offer","sdp":42}), "offer"),
+            (json!({"v":1,"type":"offer","sdp":"  "}), "offer"),
+            (json!({"v":1,"type":"candidate"}), "candidate"),
+            (
+                json!({"v":1,"type":"candidate","candidate":"1 1 udp"}),
+                "candidate",
+            ),
+            (
+                json!({"v":1,"type":"candidate","candidate":"candidate:x","sdpMLineIndex":-1}),
+                "candidate",
+            ),
+            (json!({"v":1,"type":"talk"}), "talk"),
+            (json!({"v":1,"type":"talk","on":"yes"}), "talk"),
+            (json!({"v":1,"type":"bye","reason":5}), "bye"),
+        ];
+        for (value, re) in cases {
+            assert_eq!(
+                error_code(parse(value.clone())),
+                (ErrorCode::BadRequest, re.to_owned()),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn encodes_device_messages_with_version_and_type() {
+        let value = |m: &DeviceMessage| serde_json::from_slice::<Value>(&encode(m)).unwrap();
+        assert_eq!(
+            value(&DeviceMessage::Answer { sdp: "v=0".into() }),
+            json!({"v":1,"type":"answer","sdp":"v=0"})
+        );
+        assert_eq!(
+            value(&DeviceMessage::Candidate(CandidateInit {
+                candidate: "candidate:1".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            })),
+            json!({"v":1,"type":"candidate","candidate":"candidate:1","sdpMid":"0","sdpMLineIndex":0})
+        );
+        assert_eq!(
+            value(&DeviceMessage::Error(ErrorReply::new(
+                ErrorCode::Busy,
+                "offer",
+                "Full."
+            ))),
+            json!({"v":1,"type":"error","code":"busy","message":"Full.","re":"offer"})
+        );
+        assert_eq!(
+            value(&DeviceMessage::Bye { reason: None }),
+            json!({"v":1,"type":"bye"})
+        );
+        assert_eq!(
+            value(&DeviceMessage::Talk {
+                granted: false,
+                holder: Some("viewer".into())
+            }),
+            json!({"v":1,"type":"talk","granted":false,"holder":"viewer"})
+        );
+        assert_eq!(
+            value(&DeviceMessage::IceServers {
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:t:3478".into()],
+                    username: Some("u".into()),
+                    credential: Some("p".into())
+                }]
+            }),
+            json!({"v":1,"type":"ice-servers","ice_servers":[{"urls":["turn:t:3478"],"username":"u","credential":"p"}]})
+        );
+        assert_eq!(
+            value(&DeviceMessage::Event {
+                event: json!({"v":1,"type":"ring"})
+            }),
+            json!({"v":1,"type":"event","event":{"v":1,"type":"ring"}})
+        );
+    }
+
+    #[test]
+    fn status_and_offline_status() {
+        let status = Status {
+            online: true,
+            name: "Door".into(),
+            sealed: false,
+            video: vec!["H264".into()],
+            audio: None,
+            viewers: 1,
+            max_viewers: 4,
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:s:3478".into()],
+                username: None,
+                credential: None,
+            }],
+        };
+        let value: Value = serde_json::from_slice(&encode(&status)).unwrap();
+        assert_eq!(
+            value,
+            json!({"v":1,"online":true,"name":"Door","sealed":false,"video":["H264"],"audio":null,
+                "viewers":1,"max_viewers":4,"ice_servers":[{"urls":["stun:s:3478"]}]})
+        );
+        let offline: Value = serde_json::from_slice(&offline_status()).unwrap();
+        assert_eq!(offline, json!({"v":1,"online":false}));
+    }
+
+    #[test]
+    fn validates_ids_and_prefixes() {
+        assert!(is_valid_prefix("peercam"));
+        assert!(is_valid_prefix("home/cams"));
+        for bad in ["", "/a", "a/", "a//b", "a/+", "#", "a/b#"] {
+            assert!(!is_valid_prefix(bad), "{bad}");
+        }
+        assert!(is_valid_device_id("cam-1_A"));
+        assert!(!is_valid_device_id(""));
+        assert!(!is_valid_device_id(&"a".repeat(65)));
+        assert!(!is_valid_device_id("a b"));
+        assert!(is_valid_session_id("abcdefghijklmnop"));
+        assert!(!is_valid_session_id("short"));
+        assert!(!is_valid_session_id("abcdefghijklmno/"));
+    }
+
+    #[test]
+    fn topics() {
+        let topics = Topics::new("home/cams", "door");
+        assert_eq!(topics.status(), "home/cams/door/status");
+        assert_eq!(topics.event(), "home/cams/door/event");
+        assert_eq!(topics.inbound_filter(), "home/cams/door/in/+");
+        assert_eq!(topics.outbound("S"), "home/cams/door/out/S");
+        assert_eq!(
+            topics.session_of("home/cams/door/in/abcdefghijklmnop"),
+            Some("abcdefghijklmnop")
+        );
+        assert_eq!(topics.session_of("home/cams/door/in/short"), None);
+        assert_eq!(topics.session_of("home/cams/other/in/abcdefghijklmnop"), None);
+        assert_eq!(topics.session_of("home/cams/door/out/abcdefghijklmnop"), None);
+    }
+}
