@@ -210,7 +210,7 @@ impl Driver {
                         self.errors.send(&self.outbox, &self.id, error, Instant::now());
                     }
                 }
-                Wake::Control(Control::Offer(sdp)) => match self.session.renegotiate(&sdp) {
+                Wake::Control(Control::Offer(sdp)) => match self.session.renegotiate(&sdp, Instant::now()) {
                     Ok(answer) => {
                         self.outbox.send(&self.id, &DeviceMessage::Answer { sdp: answer });
                         send_local_candidates(&self.outbox, &self.id, &self.session);

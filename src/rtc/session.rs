@@ -101,7 +101,10 @@ impl Session {
         now: Instant,
     ) -> Result<(Session, String), ErrorReply> {
         let offer = parse_offer(offer)?;
-        let mut config = Rtc::builder().clear_codecs();
+        let mids = offered_mids(&offer);
+        // Opus is enabled only so the audio m-line can be answered (inactive)
+        // rather than rejected; no audio is sent until two-way audio lands.
+        let mut config = Rtc::builder().clear_codecs().enable_opus(true, false);
         for (pt, rtx, profile) in H264_PROFILES {
             config
                 .codec_config()
@@ -134,7 +137,10 @@ impl Session {
             last_frame_pts: None,
             queued: VecDeque::new(),
         };
-        session.settle();
+        session.settle(now);
+        for mid in mids {
+            session.consider_video_sender(mid);
+        }
         if session.video.is_none() {
             return Err(ErrorReply::new(
                 ErrorCode::Unsupported,
@@ -143,24 +149,29 @@ impl Session {
                  packetization-mode 1); that is all this camera sends.",
             ));
         }
-        Ok((session, answer.to_sdp_string()))
+        Ok((session, audio_inactive(&answer.to_sdp_string())))
     }
 
     /// Answers a later offer on the live session (an ICE restart).
-    pub fn renegotiate(&mut self, offer: &str) -> Result<String, ErrorReply> {
+    pub fn renegotiate(&mut self, offer: &str, now: Instant) -> Result<String, ErrorReply> {
         let offer = parse_offer(offer)?;
+        let mids = offered_mids(&offer);
         let answer = self
             .rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer was refused: {e}.")))?;
-        self.settle();
-        Ok(answer.to_sdp_string())
+        self.settle(now);
+        for mid in mids {
+            self.consider_video_sender(mid);
+        }
+        Ok(audio_inactive(&answer.to_sdp_string()))
     }
 
     /// Drains what str0m produced during a negotiation, so media changes are
     /// seen at once; anything to be sent is kept for the driver.
-    fn settle(&mut self) {
+    fn settle(&mut self, now: Instant) {
+        self.feed(Input::Timeout(now));
         loop {
             match self.next_output() {
                 SessionOutput::Timeout(_) => return,
@@ -374,8 +385,105 @@ impl Session {
     }
 }
 
+/// Rewrites the direction of every audio m-line in `sdp` to `inactive`:
+/// this build sends and plays no audio, and says so in the answer.
+fn audio_inactive(sdp: &str) -> String {
+    let mut in_audio = false;
+    sdp.split_inclusive("\r\n")
+        .map(|line| {
+            if line.starts_with("m=") {
+                in_audio = line.starts_with("m=audio");
+            }
+            let is_direction = ["a=sendrecv", "a=sendonly", "a=recvonly"]
+                .iter()
+                .any(|d| line.trim_end() == *d);
+            if in_audio && is_direction { "a=inactive\r\n" } else { line }
+        })
+        .collect()
+}
+
+/// The mids of an offer's m-lines. str0m announces media only once
+/// connected, but the video m-line must be known when answering.
+fn offered_mids(offer: &SdpOffer) -> Vec<Mid> {
+    offer.media_lines.iter().map(|line| line.mid()).collect()
+}
+
 fn parse_offer(sdp: &str) -> Result<SdpOffer, ErrorReply> {
     SdpOffer::from_sdp_string(sdp).map_err(|e| {
         ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer is not valid SDP: {e}."))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::Direction;
+
+    const LIMITS: SessionLimits = SessionLimits {
+        connect_timeout: Duration::from_secs(30),
+        peer_timeout: Duration::from_secs(30),
+    };
+
+    fn offer(kinds: &[MediaKind]) -> String {
+        let mut viewer = Rtc::builder().build(Instant::now());
+        let mut change = viewer.sdp_api();
+        for kind in kinds {
+            change.add_media(*kind, Direction::RecvOnly, None, None, None);
+        }
+        change.apply().unwrap().0.to_sdp_string()
+    }
+
+    fn local() -> Vec<SocketAddr> {
+        vec!["127.0.0.1:40000".parse().unwrap()]
+    }
+
+    #[test]
+    fn answers_h264_only_and_offers_host_candidates() {
+        let (session, answer) =
+            Session::accept(&offer(&[MediaKind::Video, MediaKind::Audio]), &local(), LIMITS, Instant::now())
+                .unwrap();
+        assert!(answer.contains("H264/90000"));
+        assert!(!answer.contains("VP8") && !answer.contains("VP9"));
+        let audio = &answer[answer.find("m=audio").expect("audio m-line answered")..];
+        let video = &answer[answer.find("m=video").unwrap()..answer.find("m=audio").unwrap()];
+        assert!(video.contains("a=sendonly\r\n"));
+        assert!(audio.starts_with("m=audio 9 "), "not rejected: {audio}");
+        assert!(audio.contains("a=inactive\r\n") && !audio.contains("a=sendonly"));
+        let candidates = session.local_candidates();
+        assert_eq!(candidates.len(), 1);
+        assert!(candidates[0].candidate.starts_with("candidate:"));
+        assert!(candidates[0].candidate.contains("127.0.0.1 40000 typ host"));
+    }
+
+    #[test]
+    fn refuses_offers_it_cannot_serve() {
+        let now = Instant::now();
+        let refused = |sdp: &str| Session::accept(sdp, &local(), LIMITS, now).err().unwrap();
+        assert_eq!(refused("garbage").code, ErrorCode::BadRequest);
+        assert_eq!(refused(&offer(&[MediaKind::Audio])).code, ErrorCode::Unsupported);
+        let mut vp8_viewer = Rtc::builder().clear_codecs().enable_vp8(true).build(now);
+        let mut change = vp8_viewer.sdp_api();
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let vp8_only = change.apply().unwrap().0.to_sdp_string();
+        assert_eq!(refused(&vp8_only).code, ErrorCode::Unsupported);
+    }
+
+    #[test]
+    fn ends_when_not_connected_in_time() {
+        let now = Instant::now();
+        let (mut session, _) = Session::accept(&offer(&[MediaKind::Video]), &local(), LIMITS, now).unwrap();
+        let deadline = loop {
+            if let SessionOutput::Timeout(at) = session.poll_output() {
+                break at;
+            }
+        };
+        assert!(deadline <= now + LIMITS.connect_timeout);
+        session.handle_timeout(now + LIMITS.connect_timeout);
+        let ended = std::iter::from_fn(|| match session.poll_output() {
+            SessionOutput::Timeout(_) => None,
+            other => Some(other),
+        })
+        .any(|o| matches!(o, SessionOutput::Ended(EndReason::ConnectTimeout)));
+        assert!(ended);
+    }
 }
