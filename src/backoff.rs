@@ -41,7 +41,9 @@ mod tests {
     #[test]
     fn doubles_up_to_the_cap_with_jitter_and_resets() {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
-        let full: Vec<u64> = (0..6).map(|_| backoff.next_delay(1.0).as_millis() as u64).collect();
+        let full: Vec<u64> = (0..6)
+            .map(|_| backoff.next_delay(1.0).as_millis() as u64)
+            .collect();
         assert_eq!(full, [1000, 2000, 4000, 8000, 8000, 8000]);
         backoff.reset();
         assert_eq!(backoff.next_delay(0.0), Duration::from_millis(500));

@@ -258,7 +258,9 @@ impl WebRtcConfig {
 
     /// The configured port range, if any (validated at load).
     pub fn ports(&self) -> Option<Range<u16>> {
-        self.port_range.as_deref().and_then(|r| parse_port_range(r).ok())
+        self.port_range
+            .as_deref()
+            .and_then(|r| parse_port_range(r).ok())
     }
 
     /// ICE servers as advertised in the retained status: no credentials.
@@ -341,9 +343,9 @@ impl Config {
             let inner = e.into_inner();
             located(key, inner.span(), inner.message().to_owned())
         })?;
-        config.resolve_password(file).map_err(|(key, message)| {
-            located(key.into(), span_of_key(text, key), message)
-        })?;
+        config
+            .resolve_password(file)
+            .map_err(|(key, message)| located(key.into(), span_of_key(text, key), message))?;
         config
             .validate()
             .map_err(|(key, message)| located(key.into(), span_of_key(text, key), message))?;
@@ -361,8 +363,12 @@ impl Config {
             ));
         }
         let path = file.parent().unwrap_or(Path::new(".")).join(path);
-        let password = std::fs::read_to_string(&path)
-            .map_err(|e| ("mqtt.password_file", format!("cannot read {}: {e}", path.display())))?;
+        let password = std::fs::read_to_string(&path).map_err(|e| {
+            (
+                "mqtt.password_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         self.mqtt.password = Some(password.trim_end_matches(['\r', '\n']).to_owned());
         Ok(())
     }
@@ -401,10 +407,10 @@ impl Config {
             return err("mqtt.keep_alive_secs", "must be at least 5");
         }
         let video = &self.video;
-        if !(16..=7680).contains(&video.width) || video.width % 2 != 0 {
+        if !(16..=7680).contains(&video.width) || !video.width.is_multiple_of(2) {
             return err("video.width", "must be an even number from 16 to 7680");
         }
-        if !(16..=4320).contains(&video.height) || video.height % 2 != 0 {
+        if !(16..=4320).contains(&video.height) || !video.height.is_multiple_of(2) {
             return err("video.height", "must be an even number from 16 to 4320");
         }
         if !(1..=120).contains(&video.fps) {
@@ -414,18 +420,27 @@ impl Config {
             return err("video.bitrate_kbps", "must be between 50 and 50000");
         }
         if !(1..=600).contains(&video.keyframe_interval) {
-            return err("video.keyframe_interval", "must be between 1 and 600 frames");
+            return err(
+                "video.keyframe_interval",
+                "must be between 1 and 600 frames",
+            );
         }
         match (&video.source, &video.pipeline) {
             (SourceKind::Pipeline, None) => {
-                return err("video.pipeline", "`source = \"pipeline\"` needs a `pipeline` string");
+                return err(
+                    "video.pipeline",
+                    "`source = \"pipeline\"` needs a `pipeline` string",
+                );
             }
             (SourceKind::Pipeline, Some(p)) if !p.contains("appsink name=sink") => {
                 return err("video.pipeline", "must end in `appsink name=sink`");
             }
             (SourceKind::Pipeline, Some(_)) | (_, None) => {}
             (_, Some(_)) => {
-                return err("video.pipeline", "is only used with `source = \"pipeline\"`");
+                return err(
+                    "video.pipeline",
+                    "is only used with `source = \"pipeline\"`",
+                );
             }
         }
         if let Some(range) = &self.webrtc.port_range {
@@ -439,10 +454,11 @@ impl Config {
         }
         for server in &self.webrtc.ice_servers {
             if server.urls.is_empty()
-                || !server
-                    .urls
-                    .iter()
-                    .all(|u| ["stun:", "turn:", "turns:"].iter().any(|s| u.starts_with(s)))
+                || !server.urls.iter().all(|u| {
+                    ["stun:", "turn:", "turns:"]
+                        .iter()
+                        .any(|s| u.starts_with(s))
+                })
             {
                 return err(
                     "webrtc.ice_servers",
@@ -451,7 +467,10 @@ impl Config {
             }
         }
         if !self.http.listen.is_empty() && self.http.listen_addr().is_none() {
-            return err("http.listen", "must be an address like 127.0.0.1:8080, or empty");
+            return err(
+                "http.listen",
+                "must be an address like 127.0.0.1:8080, or empty",
+            );
         }
         Ok(())
     }
@@ -517,11 +536,33 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         for key in [
-            "id", "name", "max_viewers", "broker", "prefix", "username", "password",
-            "password_file", "client_id", "keep_alive_secs", "listen", "ws_listen", "source",
-            "device", "input_format", "width", "height", "fps", "bitrate_kbps",
-            "keyframe_interval", "pipeline", "interfaces", "port_range", "peer_timeout_secs",
-            "connect_timeout_secs", "ice_servers", "broker_url",
+            "id",
+            "name",
+            "max_viewers",
+            "broker",
+            "prefix",
+            "username",
+            "password",
+            "password_file",
+            "client_id",
+            "keep_alive_secs",
+            "listen",
+            "ws_listen",
+            "source",
+            "device",
+            "input_format",
+            "width",
+            "height",
+            "fps",
+            "bitrate_kbps",
+            "keyframe_interval",
+            "pipeline",
+            "interfaces",
+            "port_range",
+            "peer_timeout_secs",
+            "connect_timeout_secs",
+            "ice_servers",
+            "broker_url",
         ] {
             assert!(
                 commented.contains(&format!("{key} =")) || commented.contains(&format!("{key}]")),
@@ -606,7 +647,11 @@ listen = ""
             ("[video]\n\nfps = 0\n", 3, "video.fps"),
             ("[video]\nbitrate_kbps = 1\n", 2, "video.bitrate_kbps"),
             ("[video]\nsource = \"pipeline\"\n", 0, "video.pipeline"),
-            ("[video]\npipeline = \"x ! appsink name=sink\"\n", 2, "video.pipeline"),
+            (
+                "[video]\npipeline = \"x ! appsink name=sink\"\n",
+                2,
+                "video.pipeline",
+            ),
             ("[webrtc]\nport_range = \"9-1\"\n", 2, "webrtc.port_range"),
             ("[http]\nlisten = \"everywhere\"\n", 2, "http.listen"),
             (
@@ -631,8 +676,7 @@ listen = ""
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pw"), "hunter2\n").unwrap();
         let file = dir.join("peercam.toml");
-        let config =
-            Config::parse("[mqtt]\npassword_file = \"pw\"\n", &file).unwrap();
+        let config = Config::parse("[mqtt]\npassword_file = \"pw\"\n", &file).unwrap();
         assert_eq!(config.mqtt.password.as_deref(), Some("hunter2"));
         let e = Config::parse("[mqtt]\npassword_file = \"missing\"\n", &file).unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (Some(2), "mqtt.password_file"));

@@ -56,13 +56,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .client_id
         .clone()
         .unwrap_or_else(|| format!("peercam-{}", config.device.id));
-    let (link, inbound) = MqttLink::start(
-        &config.mqtt,
-        &client_id,
-        &broker_url,
-        &topics,
-        Vec::new(),
-    )?;
+    let (link, inbound) =
+        MqttLink::start(&config.mqtt, &client_id, &broker_url, &topics, Vec::new())?;
     let outbox = Outbox::new(topics.clone(), link.handle());
     let manager = SessionManager::new(setup, topics, outbox.clone(), fanout);
     outbox.set_status(&manager.status(0));

@@ -7,10 +7,26 @@ use anyhow::anyhow;
 
 /// The viewer's files: path, content type, bytes.
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("/", "text/html; charset=utf-8", include_bytes!("../web/index.html")),
-    ("/index.html", "text/html; charset=utf-8", include_bytes!("../web/index.html")),
-    ("/app.js", "text/javascript; charset=utf-8", include_bytes!("../web/app.js")),
-    ("/style.css", "text/css; charset=utf-8", include_bytes!("../web/style.css")),
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../web/index.html"),
+    ),
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/app.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../web/style.css"),
+    ),
     (
         "/vendor/mqtt.min.js",
         "text/javascript; charset=utf-8",
@@ -75,7 +91,10 @@ mod tests {
     fn serves_the_viewer_files_and_nothing_else() {
         assert!(lookup("/").unwrap().0.starts_with("text/html"));
         assert!(lookup("/?x=1").is_some());
-        assert_eq!(lookup("/app.js").unwrap().1, include_bytes!("../web/app.js"));
+        assert_eq!(
+            lookup("/app.js").unwrap().1,
+            include_bytes!("../web/app.js")
+        );
         assert!(lookup("/vendor/mqtt.min.js").is_some());
         assert!(lookup("/../Cargo.toml").is_none());
         assert!(lookup("/etc/passwd").is_none());

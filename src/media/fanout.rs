@@ -110,7 +110,9 @@ impl<T: Frame> Fanout<T> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers<T>> {
-        self.subscribers.lock().unwrap_or_else(PoisonError::into_inner)
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -203,11 +205,17 @@ mod tests {
         let fanout = Fanout::new();
         let first = fanout.subscribe(8);
         assert!(fanout.keyframe_wanted());
-        assert!(fanout.publish(delta(0)), "a waiting viewer wants a keyframe");
+        assert!(
+            fanout.publish(delta(0)),
+            "a waiting viewer wants a keyframe"
+        );
         assert!(!fanout.publish(key(1)));
         fanout.publish(delta(2));
         let second = fanout.subscribe(8);
-        assert!(fanout.keyframe_wanted(), "every join asks again, not only the first");
+        assert!(
+            fanout.keyframe_wanted(),
+            "every join asks again, not only the first"
+        );
         assert!(fanout.publish(delta(3)));
         assert!(!fanout.publish(key(4)));
         fanout.publish(delta(5));

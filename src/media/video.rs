@@ -278,7 +278,9 @@ fn run_pipeline(
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("the pipeline has no `appsink name=sink`"))?;
     install_callbacks(&sink, Arc::clone(fanout));
-    let bus = pipeline.bus().ok_or_else(|| anyhow!("pipeline without a bus"))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| anyhow!("pipeline without a bus"))?;
     if pipeline.set_state(gst::State::Playing).is_err() {
         return Err(bus_error(&bus).unwrap_or_else(|| anyhow!("the pipeline refused to play")));
     }
@@ -299,8 +301,7 @@ fn run_pipeline(
             Some(gst::MessageView::Error(e)) => return Err(describe_error(e)),
             Some(gst::MessageView::Eos(_)) => bail!("the video source ended (end of stream)"),
             Some(gst::MessageView::StateChanged(s))
-                if s.src() == Some(pipeline.upcast_ref())
-                    && s.current() == gst::State::Playing =>
+                if s.src() == Some(pipeline.upcast_ref()) && s.current() == gst::State::Playing =>
             {
                 if let Some(tx) = started.take() {
                     tracing::info!("video pipeline playing: {description}");
@@ -322,7 +323,8 @@ impl Drop for StopOnDrop {
 }
 
 fn bus_error(bus: &gst::Bus) -> Option<anyhow::Error> {
-    let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
+    let message =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
     match message.view() {
         gst::MessageView::Error(e) => Some(describe_error(e)),
         _ => None,
@@ -393,7 +395,13 @@ mod tests {
         assert!(description.ends_with("appsink name=sink sync=false max-buffers=8 drop=true"));
         assert_eq!(
             elements_in(&description),
-            ["videotestsrc", "videoconvert", "x264enc", "h264parse", "appsink"]
+            [
+                "videotestsrc",
+                "videoconvert",
+                "x264enc",
+                "h264parse",
+                "appsink"
+            ]
         );
     }
 
@@ -436,7 +444,10 @@ mod tests {
         };
         let error = resolve_pipeline(&config).unwrap_err().to_string();
         assert!(error.contains("`nosuchenc`"), "{error}");
-        assert!(error.contains("install gstreamer1.0-plugins-base"), "{error}");
+        assert!(
+            error.contains("install gstreamer1.0-plugins-base"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -448,7 +459,8 @@ mod tests {
         };
         let fanout = Fanout::new();
         let viewer = fanout.subscribe(64);
-        let _source = VideoSource::start(resolve_pipeline(&config).unwrap(), fanout.clone()).unwrap();
+        let _source =
+            VideoSource::start(resolve_pipeline(&config).unwrap(), fanout.clone()).unwrap();
         let frames: Vec<EncodedFrame> = smol::block_on(async {
             let mut frames = Vec::new();
             while frames.len() < 10 {
@@ -469,7 +481,10 @@ mod tests {
             .filter(|w| w[..3] == [0, 0, 1])
             .map(|w| w[3] & 0x1f)
             .collect();
-        assert!(nal_types.contains(&7) && nal_types.contains(&8), "SPS and PPS in-band: {nal_types:?}");
+        assert!(
+            nal_types.contains(&7) && nal_types.contains(&8),
+            "SPS and PPS in-band: {nal_types:?}"
+        );
         assert!(frames.windows(2).all(|w| w[0].pts_90khz < w[1].pts_90khz));
         assert!(frames[1..].iter().any(|f| !f.keyframe));
     }
@@ -477,7 +492,9 @@ mod tests {
     #[test]
     fn a_pipeline_that_cannot_start_is_a_clear_error() {
         let description = "videotestsrc ! video/x-raw,format=I420 ! jpegdec ! appsink name=sink";
-        let error = VideoSource::start(description.into(), Fanout::new()).err().unwrap();
+        let error = VideoSource::start(description.into(), Fanout::new())
+            .err()
+            .unwrap();
         assert!(!error.to_string().is_empty());
     }
 }

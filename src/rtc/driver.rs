@@ -207,17 +207,24 @@ impl Driver {
                 }
                 Wake::Control(Control::Candidate(candidate)) => {
                     if let Err(error) = self.session.add_remote_candidate(&candidate) {
-                        self.errors.send(&self.outbox, &self.id, error, Instant::now());
+                        self.errors
+                            .send(&self.outbox, &self.id, error, Instant::now());
                     }
                 }
-                Wake::Control(Control::Offer(sdp)) => match self.session.renegotiate(&sdp, Instant::now()) {
-                    Ok(answer) => {
-                        self.outbox.send(&self.id, &DeviceMessage::Answer { sdp: answer });
-                        send_local_candidates(&self.outbox, &self.id, &self.session);
-                        self.request_keyframe();
+                Wake::Control(Control::Offer(sdp)) => {
+                    match self.session.renegotiate(&sdp, Instant::now()) {
+                        Ok(answer) => {
+                            self.outbox
+                                .send(&self.id, &DeviceMessage::Answer { sdp: answer });
+                            send_local_candidates(&self.outbox, &self.id, &self.session);
+                            self.request_keyframe();
+                        }
+                        Err(error) => {
+                            self.errors
+                                .send(&self.outbox, &self.id, error, Instant::now())
+                        }
                     }
-                    Err(error) => self.errors.send(&self.outbox, &self.id, error, Instant::now()),
-                },
+                }
             }
         }
     }

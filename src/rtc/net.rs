@@ -41,7 +41,9 @@ pub fn select_addrs(all: &[InterfaceAddr], wanted: &[String]) -> Vec<IpAddr> {
             if wanted.is_empty() {
                 !a.loopback
             } else {
-                wanted.iter().any(|w| *w == a.name || *w == a.ip.to_string())
+                wanted
+                    .iter()
+                    .any(|w| *w == a.name || *w == a.ip.to_string())
             }
         })
         .map(|a| a.ip)
@@ -58,9 +60,7 @@ pub fn bind_sockets(ips: &[IpAddr], ports: Option<Range<u16>>) -> anyhow::Result
     if ips.is_empty() {
         bail!("no usable network address for media (check `webrtc.interfaces`)");
     }
-    ips.iter()
-        .map(|ip| bind_one(*ip, ports.clone()))
-        .collect()
+    ips.iter().map(|ip| bind_one(*ip, ports.clone())).collect()
 }
 
 fn bind_one(ip: IpAddr, ports: Option<Range<u16>>) -> anyhow::Result<UdpSocket> {
@@ -74,7 +74,11 @@ fn bind_one(ip: IpAddr, ports: Option<Range<u16>>) -> anyhow::Result<UdpSocket> 
                 .map(|i| range.start + ((start + i) % len) as u16)
                 .find_map(|port| UdpSocket::bind(SocketAddr::new(ip, port)).ok())
                 .with_context(|| {
-                    format!("every UDP port in {}-{} on {ip} is taken", range.start, range.end - 1)
+                    format!(
+                        "every UDP port in {}-{} on {ip} is taken",
+                        range.start,
+                        range.end - 1
+                    )
                 })?
         }
     };
@@ -122,7 +126,10 @@ mod tests {
         let taken = UdpSocket::bind((ip, 0)).unwrap();
         let port = taken.local_addr().unwrap().port();
         let range = port..port + 1;
-        assert!(bind_sockets(&[ip], Some(range.clone())).is_err(), "the only port is taken");
+        assert!(
+            bind_sockets(&[ip], Some(range.clone())).is_err(),
+            "the only port is taken"
+        );
         drop(taken);
         let sockets = bind_sockets(&[ip], Some(range)).unwrap();
         assert_eq!(sockets[0].local_addr().unwrap().port(), port);

@@ -114,16 +114,23 @@ impl Session {
         let mut local_candidates = Vec::new();
         for addr in local_addrs {
             let candidate = Candidate::host(*addr, Protocol::Udp).map_err(|e| {
-                ErrorReply::new(ErrorCode::Internal, "offer", format!("bad local address: {e}"))
+                ErrorReply::new(
+                    ErrorCode::Internal,
+                    "offer",
+                    format!("bad local address: {e}"),
+                )
             })?;
             if let Some(added) = rtc.add_local_candidate(candidate) {
                 local_candidates.push(added.clone());
             }
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer was refused: {e}.")))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            ErrorReply::new(
+                ErrorCode::BadRequest,
+                "offer",
+                format!("The offer was refused: {e}."),
+            )
+        })?;
         let mut session = Session {
             rtc,
             video: None,
@@ -156,11 +163,13 @@ impl Session {
     pub fn renegotiate(&mut self, offer: &str, now: Instant) -> Result<String, ErrorReply> {
         let offer = parse_offer(offer)?;
         let mids = offered_mids(&offer);
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer was refused: {e}.")))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            ErrorReply::new(
+                ErrorCode::BadRequest,
+                "offer",
+                format!("The offer was refused: {e}."),
+            )
+        })?;
         self.settle(now);
         for mid in mids {
             self.consider_video_sender(mid);
@@ -200,7 +209,11 @@ impl Session {
         }
         let line = candidate.candidate.trim_start_matches("a=");
         let mut parsed = Candidate::from_sdp_string(line).map_err(|e| {
-            ErrorReply::new(ErrorCode::BadRequest, "candidate", format!("Unreadable candidate: {e}."))
+            ErrorReply::new(
+                ErrorCode::BadRequest,
+                "candidate",
+                format!("Unreadable candidate: {e}."),
+            )
         })?;
         if let Some(ufrag) = &candidate.username_fragment {
             parsed.set_ufrag(ufrag);
@@ -257,11 +270,16 @@ impl Session {
         if !self.connected || self.ended.is_some() {
             return;
         }
-        if self.last_frame_pts.is_some_and(|last| frame.pts_90khz <= last) {
+        if self
+            .last_frame_pts
+            .is_some_and(|last| frame.pts_90khz <= last)
+        {
             return;
         }
         self.last_frame_pts = Some(frame.pts_90khz);
-        let Some(writer) = self.rtc.writer(mid) else { return };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
         let rtp_time = MediaTime::new(frame.pts_90khz, Frequency::NINETY_KHZ);
         if let Err(e) = writer.write(pt, frame.captured, rtp_time, frame.data.to_vec()) {
             self.end(EndReason::Failed(e.to_string()));
@@ -354,7 +372,9 @@ impl Session {
 
     /// Takes `mid` as the video m-line if it sends video and agreed on H.264.
     fn consider_video_sender(&mut self, mid: Mid) {
-        let Some(media) = self.rtc.media(mid) else { return };
+        let Some(media) = self.rtc.media(mid) else {
+            return;
+        };
         if media.kind() != MediaKind::Video || !media.direction().is_sending() {
             if self.video.is_some_and(|(m, _)| m == mid) {
                 self.video = None;
@@ -397,7 +417,11 @@ fn audio_inactive(sdp: &str) -> String {
             let is_direction = ["a=sendrecv", "a=sendonly", "a=recvonly"]
                 .iter()
                 .any(|d| line.trim_end() == *d);
-            if in_audio && is_direction { "a=inactive\r\n" } else { line }
+            if in_audio && is_direction {
+                "a=inactive\r\n"
+            } else {
+                line
+            }
         })
         .collect()
 }
@@ -410,7 +434,11 @@ fn offered_mids(offer: &SdpOffer) -> Vec<Mid> {
 
 fn parse_offer(sdp: &str) -> Result<SdpOffer, ErrorReply> {
     SdpOffer::from_sdp_string(sdp).map_err(|e| {
-        ErrorReply::new(ErrorCode::BadRequest, "offer", format!("The offer is not valid SDP: {e}."))
+        ErrorReply::new(
+            ErrorCode::BadRequest,
+            "offer",
+            format!("The offer is not valid SDP: {e}."),
+        )
     })
 }
 
@@ -439,9 +467,13 @@ mod tests {
 
     #[test]
     fn answers_h264_only_and_offers_host_candidates() {
-        let (session, answer) =
-            Session::accept(&offer(&[MediaKind::Video, MediaKind::Audio]), &local(), LIMITS, Instant::now())
-                .unwrap();
+        let (session, answer) = Session::accept(
+            &offer(&[MediaKind::Video, MediaKind::Audio]),
+            &local(),
+            LIMITS,
+            Instant::now(),
+        )
+        .unwrap();
         assert!(answer.contains("H264/90000"));
         assert!(!answer.contains("VP8") && !answer.contains("VP9"));
         let audio = &answer[answer.find("m=audio").expect("audio m-line answered")..];
@@ -460,7 +492,10 @@ mod tests {
         let now = Instant::now();
         let refused = |sdp: &str| Session::accept(sdp, &local(), LIMITS, now).err().unwrap();
         assert_eq!(refused("garbage").code, ErrorCode::BadRequest);
-        assert_eq!(refused(&offer(&[MediaKind::Audio])).code, ErrorCode::Unsupported);
+        assert_eq!(
+            refused(&offer(&[MediaKind::Audio])).code,
+            ErrorCode::Unsupported
+        );
         let mut vp8_viewer = Rtc::builder().clear_codecs().enable_vp8(true).build(now);
         let mut change = vp8_viewer.sdp_api();
         change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -471,7 +506,8 @@ mod tests {
     #[test]
     fn ends_when_not_connected_in_time() {
         let now = Instant::now();
-        let (mut session, _) = Session::accept(&offer(&[MediaKind::Video]), &local(), LIMITS, now).unwrap();
+        let (mut session, _) =
+            Session::accept(&offer(&[MediaKind::Video]), &local(), LIMITS, now).unwrap();
         let deadline = loop {
             if let SessionOutput::Timeout(at) = session.poll_output() {
                 break at;

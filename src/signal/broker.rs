@@ -43,8 +43,14 @@ pub fn start(config: &EmbeddedBrokerConfig) -> anyhow::Result<()> {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([("mqtt".to_owned(), server("mqtt", config.listen))])),
-        ws: Some(HashMap::from([("ws".to_owned(), server("ws", config.ws_listen))])),
+        v4: Some(HashMap::from([(
+            "mqtt".to_owned(),
+            server("mqtt", config.listen),
+        )])),
+        ws: Some(HashMap::from([(
+            "ws".to_owned(),
+            server("ws", config.ws_listen),
+        )])),
         ..Config::default()
     };
     for addr in [config.listen, config.ws_listen] {

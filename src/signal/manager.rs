@@ -101,7 +101,13 @@ impl SessionTable {
         route
     }
 
-    fn route_inner(&mut self, now: Instant, session: &str, payload: &Bytes, retained: bool) -> Route {
+    fn route_inner(
+        &mut self,
+        now: Instant,
+        session: &str,
+        payload: &Bytes,
+        retained: bool,
+    ) -> Route {
         if retained {
             return Route::Ignore("retained session message");
         }
@@ -123,7 +129,10 @@ impl SessionTable {
                     };
                 }
             };
-            if matches!(message, ViewerMessage::Offer { .. } | ViewerMessage::Candidate(_)) {
+            if matches!(
+                message,
+                ViewerMessage::Offer { .. } | ViewerMessage::Candidate(_)
+            ) {
                 live.last_payload = Some(payload.clone());
             }
             return match message {
@@ -169,11 +178,14 @@ impl SessionTable {
                 Route::Ignore("early candidate stored")
             }
             Ok(ViewerMessage::IceServers) => Route::SendIceServers,
-            Ok(ViewerMessage::Talk { .. }) => reply_error(pending, ErrorReply::new(
-                ErrorCode::BadRequest,
-                "talk",
-                "There is no call on this session yet: offer first.",
-            )),
+            Ok(ViewerMessage::Talk { .. }) => reply_error(
+                pending,
+                ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    "talk",
+                    "There is no call on this session yet: offer first.",
+                ),
+            ),
             Ok(ViewerMessage::Bye { .. }) => {
                 self.pending.remove(session);
                 Route::Ignore("bye before offer")
@@ -262,11 +274,13 @@ impl SessionTable {
                 self.dropped += 1;
             }
         }
-        self.pending.entry(session.to_owned()).or_insert_with(|| Pending {
-            created: now,
-            early: Vec::new(),
-            errors: ErrorLimiter::default(),
-        })
+        self.pending
+            .entry(session.to_owned())
+            .or_insert_with(|| Pending {
+                created: now,
+                early: Vec::new(),
+                errors: ErrorLimiter::default(),
+            })
     }
 
     fn expire(&mut self, now: Instant) {
@@ -412,7 +426,10 @@ impl SessionManager {
         };
         let session = session.to_owned();
         let now = Instant::now();
-        match self.table.route(now, &session, &message.payload, message.retain) {
+        match self
+            .table
+            .route(now, &session, &message.payload, message.retain)
+        {
             Route::Ignore(why) => tracing::debug!("session {session}: dropped ({why})"),
             Route::SendIceServers => self.outbox.send(
                 &session,
@@ -450,7 +467,8 @@ impl SessionManager {
         let addrs: Vec<_> = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
         let mut session = match Session::accept(sdp, &addrs, self.setup.limits, now) {
             Ok((session, answer)) => {
-                self.outbox.send(&id, &DeviceMessage::Answer { sdp: answer });
+                self.outbox
+                    .send(&id, &DeviceMessage::Answer { sdp: answer });
                 session
             }
             Err(error) => {
@@ -466,7 +484,10 @@ impl SessionManager {
                 tracing::debug!("session {id}: early candidate refused: {}", e.message);
             }
         }
-        tracing::info!("session {id}: offer accepted ({} early candidates)", early.len());
+        tracing::info!(
+            "session {id}: offer accepted ({} early candidates)",
+            early.len()
+        );
         let (control_tx, control_rx) = async_channel::bounded(64);
         self.controls.insert(id.clone(), control_tx);
         let task = driver::spawn(
@@ -582,7 +603,10 @@ mod tests {
         let now = Instant::now();
         let mut table = SessionTable::new(4);
         let s = session(1);
-        assert_eq!(table.route(now, &s, &candidate(1), false), Route::Ignore("early candidate stored"));
+        assert_eq!(
+            table.route(now, &s, &candidate(1), false),
+            Route::Ignore("early candidate stored")
+        );
         table.route(now, &s, &candidate(2), false);
         match table.route(now, &s, &payload(OFFER), false) {
             Route::Start { early, .. } => assert_eq!(early.len(), 2),
@@ -620,10 +644,18 @@ mod tests {
         let t0 = Instant::now();
         let mut table = SessionTable::new(4);
         for n in 0..=MAX_PENDING {
-            table.route(t0 + Duration::from_millis(n as u64), &session(n), &candidate(1), false);
+            table.route(
+                t0 + Duration::from_millis(n as u64),
+                &session(n),
+                &candidate(1),
+                false,
+            );
         }
         assert_eq!(table.pending.len(), MAX_PENDING);
-        assert!(!table.pending.contains_key(&session(0)), "the oldest was evicted");
+        assert!(
+            !table.pending.contains_key(&session(0)),
+            "the oldest was evicted"
+        );
         assert!(table.pending.contains_key(&session(MAX_PENDING)));
     }
 
@@ -632,15 +664,24 @@ mod tests {
         let now = Instant::now();
         let mut table = SessionTable::new(2);
         for n in 0..2 {
-            assert!(matches!(table.route(now, &session(n), &payload(OFFER), false), Route::Start { .. }));
+            assert!(matches!(
+                table.route(now, &session(n), &payload(OFFER), false),
+                Route::Start { .. }
+            ));
         }
-        assert_eq!(error_code(table.route(now, &session(2), &payload(OFFER), false)), ErrorCode::Busy);
+        assert_eq!(
+            error_code(table.route(now, &session(2), &payload(OFFER), false)),
+            ErrorCode::Busy
+        );
         assert_eq!(
             table.route(now, &session(2), &candidate(1), false),
             Route::Ignore("message for an ended session")
         );
         table.ended(&session(0));
-        assert!(matches!(table.route(now, &session(3), &payload(OFFER), false), Route::Start { .. }));
+        assert!(matches!(
+            table.route(now, &session(3), &payload(OFFER), false),
+            Route::Start { .. }
+        ));
     }
 
     #[test]
@@ -653,7 +694,10 @@ mod tests {
         assert!(table.connected(&session(1)));
         assert!(!table.connected(&session(1)));
         assert_eq!(table.viewers(), 1);
-        assert!(!table.ended(&session(2)), "an unconnected session was never counted");
+        assert!(
+            !table.ended(&session(2)),
+            "an unconnected session was never counted"
+        );
         assert!(table.ended(&session(1)));
         assert_eq!(table.viewers(), 0);
     }
@@ -663,13 +707,31 @@ mod tests {
         let now = Instant::now();
         let mut table = SessionTable::new(4);
         let s = session(1);
-        assert_eq!(table.route(now, &s, &payload(OFFER), true), Route::Ignore("retained session message"));
-        assert!(matches!(table.route(now, &s, &payload(OFFER), false), Route::Start { .. }));
-        assert_eq!(table.route(now, &s, &payload(OFFER), false), Route::Ignore("duplicate delivery"));
-        assert!(matches!(table.route(now, &s, &candidate(1), false), Route::Forward(_)));
-        assert_eq!(table.route(now, &s, &candidate(1), false), Route::Ignore("duplicate delivery"));
+        assert_eq!(
+            table.route(now, &s, &payload(OFFER), true),
+            Route::Ignore("retained session message")
+        );
+        assert!(matches!(
+            table.route(now, &s, &payload(OFFER), false),
+            Route::Start { .. }
+        ));
+        assert_eq!(
+            table.route(now, &s, &payload(OFFER), false),
+            Route::Ignore("duplicate delivery")
+        );
+        assert!(matches!(
+            table.route(now, &s, &candidate(1), false),
+            Route::Forward(_)
+        ));
+        assert_eq!(
+            table.route(now, &s, &candidate(1), false),
+            Route::Ignore("duplicate delivery")
+        );
         let bye = payload(r#"{"v":1,"type":"bye"}"#);
-        assert_eq!(table.route(now, &s, &bye, false), Route::Forward(Control::Bye));
+        assert_eq!(
+            table.route(now, &s, &bye, false),
+            Route::Forward(Control::Bye)
+        );
     }
 
     #[test]
@@ -679,26 +741,50 @@ mod tests {
         let s = session(1);
         table.route(now, &s, &payload(OFFER), false);
         let unknown = payload(r#"{"v":1,"type":"frobnicate"}"#);
-        assert_eq!(error_code(table.route(now, &s, &unknown, false)), ErrorCode::Unsupported);
-        assert_eq!(table.route(now, &s, &unknown, false), Route::Ignore("error rate limit"));
+        assert_eq!(
+            error_code(table.route(now, &s, &unknown, false)),
+            ErrorCode::Unsupported
+        );
+        assert_eq!(
+            table.route(now, &s, &unknown, false),
+            Route::Ignore("error rate limit")
+        );
         let later = now + Duration::from_secs(1);
-        assert_eq!(error_code(table.route(later, &s, &unknown, false)), ErrorCode::Unsupported);
+        assert_eq!(
+            error_code(table.route(later, &s, &unknown, false)),
+            ErrorCode::Unsupported
+        );
         let fresh = session(2);
-        assert_eq!(error_code(table.route(now, &fresh, &unknown, false)), ErrorCode::Unsupported);
+        assert_eq!(
+            error_code(table.route(now, &fresh, &unknown, false)),
+            ErrorCode::Unsupported
+        );
         let bad_offer = payload(r#"{"v":1,"type":"offer"}"#);
-        assert_eq!(error_code(table.route(now, &fresh, &bad_offer, false)), ErrorCode::BadRequest);
-        assert_eq!(table.route(now, &fresh, &payload(OFFER), false), Route::Ignore("message for an ended session"));
+        assert_eq!(
+            error_code(table.route(now, &fresh, &bad_offer, false)),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            table.route(now, &fresh, &payload(OFFER), false),
+            Route::Ignore("message for an ended session")
+        );
     }
 
     #[test]
     fn garbage_is_dropped_and_talk_is_unsupported_without_audio() {
         let now = Instant::now();
         let mut table = SessionTable::new(4);
-        assert_eq!(table.route(now, &session(1), &payload("nope"), false), Route::Ignore("not a v1 JSON object"));
+        assert_eq!(
+            table.route(now, &session(1), &payload("nope"), false),
+            Route::Ignore("not a v1 JSON object")
+        );
         assert_eq!(table.pending.len(), 0, "garbage does not create sessions");
         table.route(now, &session(1), &payload(OFFER), false);
         let talk = payload(r#"{"v":1,"type":"talk","on":true}"#);
-        assert_eq!(error_code(table.route(now, &session(1), &talk, false)), ErrorCode::Unsupported);
+        assert_eq!(
+            error_code(table.route(now, &session(1), &talk, false)),
+            ErrorCode::Unsupported
+        );
         assert_eq!(table.dropped, 1);
     }
 }

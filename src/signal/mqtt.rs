@@ -55,16 +55,28 @@ impl MqttHandle {
     /// Publishes a non-retained QoS 1 message, or drops it (counted) when
     /// the link's queue is full because the broker is away.
     pub fn publish(&self, topic: String, payload: Vec<u8>) {
-        if self.client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
+        if self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .is_err()
+        {
             self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Replaces the retained status, published now and after every reconnect.
     pub fn set_status(&self, payload: Vec<u8>) {
-        *self.shared.status.lock().unwrap_or_else(PoisonError::into_inner) = payload.clone();
+        *self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = payload.clone();
         let topic = self.shared.status_topic.clone();
-        if self.client.try_publish(topic, QoS::AtLeastOnce, true, payload).is_err() {
+        if self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, payload)
+            .is_err()
+        {
             self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -124,14 +136,24 @@ impl MqttLink {
                 let subscription = topics.inbound_filter();
                 let broker = broker_url.to_owned();
                 move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
                         Ok(runtime) => runtime,
                         Err(e) => {
                             tracing::error!("cannot start the MQTT runtime: {e}");
                             return;
                         }
                     };
-                    runtime.block_on(run(eventloop, handle, subscription, broker, inbound_tx, stop_rx));
+                    runtime.block_on(run(
+                        eventloop,
+                        handle,
+                        subscription,
+                        broker,
+                        inbound_tx,
+                        stop_rx,
+                    ));
                 }
             })
             .context("cannot start the MQTT thread")?;
@@ -184,8 +206,15 @@ async fn run(
                 backoff.reset();
                 handle.shared.online.store(true, Ordering::Relaxed);
                 tracing::info!("MQTT connected to {broker}");
-                let status = handle.shared.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                let _ = handle.client.try_subscribe(subscription.clone(), QoS::AtLeastOnce);
+                let status = handle
+                    .shared
+                    .status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let _ = handle
+                    .client
+                    .try_subscribe(subscription.clone(), QoS::AtLeastOnce);
                 let _ = handle.client.try_publish(
                     handle.shared.status_topic.clone(),
                     QoS::AtLeastOnce,
@@ -201,7 +230,9 @@ async fn run(
                 };
                 if inbound.try_send(message).is_err() {
                     dropped_inbound += 1;
-                    tracing::warn!("signaling queue full: {dropped_inbound} messages dropped so far");
+                    tracing::warn!(
+                        "signaling queue full: {dropped_inbound} messages dropped so far"
+                    );
                 }
             }
             Ok(_) => {}
@@ -272,7 +303,9 @@ fn options_for(url: &str, client_id: &str) -> anyhow::Result<MqttOptions> {
 fn split_host_port(authority: &str) -> anyhow::Result<(String, Option<u16>)> {
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| anyhow!("unclosed `[`"))?;
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| anyhow!("unclosed `[`"))?;
         (host, after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -295,7 +328,10 @@ mod tests {
     fn splits_hosts_and_ports() {
         assert_eq!(split_host_port("h:1").unwrap(), ("h".into(), Some(1)));
         assert_eq!(split_host_port("h").unwrap(), ("h".into(), None));
-        assert_eq!(split_host_port("[::1]:8883").unwrap(), ("::1".into(), Some(8883)));
+        assert_eq!(
+            split_host_port("[::1]:8883").unwrap(),
+            ("::1".into(), Some(8883))
+        );
         assert_eq!(split_host_port("user@h:2").unwrap(), ("h".into(), Some(2)));
         assert!(split_host_port(":1").is_err());
         assert!(split_host_port("h:port").is_err());
@@ -309,7 +345,10 @@ mod tests {
         assert_eq!(tls.broker_address().1, 8883);
         assert!(matches!(tls.transport(), Transport::Tls(_)));
         let ws = options_for("ws://127.0.0.1:8083/mqtt", "c").unwrap();
-        assert_eq!(ws.broker_address(), ("ws://127.0.0.1:8083/mqtt".into(), 8083));
+        assert_eq!(
+            ws.broker_address(),
+            ("ws://127.0.0.1:8083/mqtt".into(), 8083)
+        );
         assert!(matches!(ws.transport(), Transport::Ws));
         let wss = options_for("wss://b.example/mqtt", "c").unwrap();
         assert_eq!(wss.broker_address().1, 443);

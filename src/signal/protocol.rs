@@ -269,7 +269,9 @@ pub fn parse_viewer_message(payload: &[u8]) -> Result<ViewerMessage, Rejection> 
             let candidate: CandidateInit =
                 serde_json::from_value(body).map_err(|e| bad(&e.to_string()))?;
             if !candidate.is_end_of_candidates() && !candidate.candidate.starts_with("candidate:") {
-                return Err(bad("\"candidate\" must start with \"candidate:\" or be empty"));
+                return Err(bad(
+                    "\"candidate\" must start with \"candidate:\" or be empty",
+                ));
             }
             Ok(ViewerMessage::Candidate(candidate))
         }
@@ -415,8 +417,10 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(json!({"v":1,"type":"candidate","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host",
-                "sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"uf"})),
+            parse(
+                json!({"v":1,"type":"candidate","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host",
+                "sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"uf"})
+            ),
             Ok(ViewerMessage::Candidate(CandidateInit {
                 candidate: "candidate:1 1 udp 1 1.2.3.4 5 typ host".into(),
                 sdp_mid: Some("0".into()),
@@ -612,7 +616,13 @@ mod tests {
             Some("abcdefghijklmnop")
         );
         assert_eq!(topics.session_of("home/cams/door/in/short"), None);
-        assert_eq!(topics.session_of("home/cams/other/in/abcdefghijklmnop"), None);
-        assert_eq!(topics.session_of("home/cams/door/out/abcdefghijklmnop"), None);
+        assert_eq!(
+            topics.session_of("home/cams/other/in/abcdefghijklmnop"),
+            None
+        );
+        assert_eq!(
+            topics.session_of("home/cams/door/out/abcdefghijklmnop"),
+            None
+        );
     }
 }
