@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,str0m=warn,rumqttd=warn".into()),
+                .unwrap_or_else(|_| "info,str0m=warn,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

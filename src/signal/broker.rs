@@ -3,7 +3,7 @@
 //! Real deployments point `mqtt.broker` at Mosquitto, EMQX, HiveMQ, AWS IoT.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -54,8 +54,8 @@ pub fn start(config: &EmbeddedBrokerConfig) -> anyhow::Result<()> {
         ..Config::default()
     };
     for addr in [config.listen, config.ws_listen] {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            bail!("cannot start the embedded broker: {addr} is already in use");
+        if let Err(e) = TcpListener::bind(addr) {
+            bail!("cannot start the embedded broker on {addr}: {e}");
         }
     }
     std::thread::Builder::new()
@@ -66,9 +66,11 @@ pub fn start(config: &EmbeddedBrokerConfig) -> anyhow::Result<()> {
             }
         })
         .context("cannot start the embedded broker thread")?;
+    // Listening shows as the address being taken; probing by connecting
+    // would make the broker log a failed handshake.
     let deadline = Instant::now() + Duration::from_secs(5);
     for addr in [config.listen, config.ws_listen] {
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while TcpListener::bind(addr).is_ok() {
             if Instant::now() > deadline {
                 bail!("the embedded broker did not start listening on {addr}");
             }
