@@ -2,7 +2,7 @@
 //! appsink that hands whole H.264 access units to the fan-out. The pipeline
 //! runs on its own thread and is rebuilt with capped backoff if it dies.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ use crate::config::{InputFormat, SourceKind, VideoConfig};
 
 /// Keyframe requests closer together than this are merged into one.
 const KEYFRAME_COALESCE: Duration = Duration::from_millis(100);
+/// Timeline gap left between the last frame of a pipeline and the first of its restart.
+const RESTART_GAP_90KHZ: u64 = 3000;
 /// A pipeline that ran this long counts as healthy again (backoff resets).
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
@@ -239,10 +241,11 @@ fn supervise(
     started: mpsc::Sender<anyhow::Result<()>>,
 ) {
     let mut started = Some(started);
+    let timeline = Arc::new(AtomicU64::new(0));
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     while !stop.load(Ordering::Relaxed) {
         let began = Instant::now();
-        let result = run_pipeline(description, fanout, stop, &mut started);
+        let result = run_pipeline(description, fanout, stop, &mut started, &timeline);
         if let Some(first) = started.take() {
             let _ = first.send(result);
             return;
@@ -267,6 +270,7 @@ fn run_pipeline(
     fanout: &Arc<Fanout<EncodedFrame>>,
     stop: &AtomicBool,
     started: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
+    timeline: &Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     let pipeline = gst::parse::launch(description)
         .with_context(|| format!("invalid pipeline `{description}`"))?
@@ -277,7 +281,7 @@ fn run_pipeline(
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("the pipeline has no `appsink name=sink`"))?;
-    install_callbacks(&sink, Arc::clone(fanout));
+    install_callbacks(&sink, Arc::clone(fanout), Arc::clone(timeline));
     let bus = pipeline
         .bus()
         .ok_or_else(|| anyhow!("pipeline without a bus"))?;
@@ -340,10 +344,22 @@ fn describe_error(e: &gst::message::Error) -> anyhow::Error {
 }
 
 /// Hands each access unit to the fan-out and forces a keyframe upstream
-/// when a viewer is waiting for one.
-fn install_callbacks(sink: &gst_app::AppSink, fanout: Arc<Fanout<EncodedFrame>>) {
+/// when a viewer is waiting for one. `timeline` holds the last published
+/// PTS (90 kHz), so a restarted pipeline continues the same timeline and
+/// viewers' RTP timestamps never go backwards.
+fn install_callbacks(
+    sink: &gst_app::AppSink,
+    fanout: Arc<Fanout<EncodedFrame>>,
+    timeline: Arc<AtomicU64>,
+) {
     let gate = Mutex::new(KeyframeGate::new(KEYFRAME_COALESCE));
     let first_pts = Mutex::new(None::<gst::ClockTime>);
+    let previous = timeline.load(Ordering::Relaxed);
+    let offset = if previous == 0 {
+        0
+    } else {
+        previous + RESTART_GAP_90KHZ
+    };
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -358,9 +374,11 @@ fn install_callbacks(sink: &gst_app::AppSink, fanout: Arc<Fanout<EncodedFrame>>)
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get_or_insert(pts);
+                let pts_90khz = offset + pts.saturating_sub(base).nseconds() * 9 / 100_000;
+                timeline.store(pts_90khz, Ordering::Relaxed);
                 let frame = EncodedFrame {
                     data: Bytes::copy_from_slice(map.as_slice()),
-                    pts_90khz: pts.saturating_sub(base).nseconds() * 9 / 100_000,
+                    pts_90khz,
                     captured: now,
                     keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                 };
@@ -487,6 +505,43 @@ mod tests {
         );
         assert!(frames.windows(2).all(|w| w[0].pts_90khz < w[1].pts_90khz));
         assert!(frames[1..].iter().any(|f| !f.keyframe));
+    }
+
+    #[test]
+    fn a_pipeline_that_dies_is_restarted() {
+        let config = VideoConfig {
+            width: 160,
+            height: 120,
+            ..VideoConfig::default()
+        };
+        let description = resolve_pipeline(&config)
+            .unwrap()
+            .replace("is-live=true", "is-live=true num-buffers=10");
+        let fanout = Fanout::new();
+        let viewer = fanout.subscribe(64);
+        let _source = VideoSource::start(description, fanout.clone()).unwrap();
+        let pts: Vec<u64> = smol::block_on(async {
+            let mut pts = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while pts.len() < 25 && Instant::now() < deadline {
+                let frame = smol::future::or(viewer.recv(), async {
+                    smol::Timer::after(Duration::from_secs(5)).await;
+                    None
+                })
+                .await;
+                pts.extend(frame.map(|f| f.pts_90khz));
+            }
+            pts
+        });
+        assert!(
+            pts.len() >= 25,
+            "frames kept coming past the first pipeline's end: {}",
+            pts.len()
+        );
+        assert!(
+            pts.windows(2).all(|w| w[0] < w[1]),
+            "one timeline across restarts: {pts:?}"
+        );
     }
 
     #[test]
