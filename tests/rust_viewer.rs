@@ -19,7 +19,11 @@ use str0m::{Candidate, Input, Output, Rtc};
 const DEVICE: &str = "rustcam";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The daemon under test; killed when dropped.
@@ -168,7 +172,9 @@ impl Viewer {
         change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
         (Viewer { rtc, socket, local }, offer, pending)
     }
 
@@ -184,7 +190,9 @@ impl Viewer {
                     Output::Transmit(t) => {
                         let _ = self.socket.send_to(&t.contents, t.destination);
                     }
-                    Output::Event(str0m::Event::MediaData(data)) => received.push(data.data.to_vec()),
+                    Output::Event(str0m::Event::MediaData(data)) => {
+                        received.push(data.data.to_vec())
+                    }
                     Output::Event(_) => {}
                     Output::Timeout(at) => break at,
                 }
@@ -227,7 +235,10 @@ fn call(mqtt: &Mqtt, session: &str) -> Viewer {
     mqtt.subscribe(&out);
     std::thread::sleep(Duration::from_millis(200));
     let (mut viewer, offer, pending) = Viewer::new();
-    mqtt.publish(&inbound, &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}));
+    mqtt.publish(
+        &inbound,
+        &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
+    );
     let answer = mqtt.wait_for(&out, Duration::from_secs(10), |v| v["type"] == "answer");
     let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
     viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -254,7 +265,9 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
     let mqtt = Mqtt::connect(port);
     let status_topic = format!("peercam/{DEVICE}/status");
     mqtt.subscribe(&status_topic);
-    let status = mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| v["online"] == true);
+    let status = mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
+        v["online"] == true
+    });
     assert_eq!(status["video"], json!(["H264"]));
     assert_eq!(status["viewers"], 0);
 
@@ -263,14 +276,23 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
     let frames = first.receive(30, Duration::from_secs(15));
     assert_eq!(frames.len(), 30, "30 frames within 15 s");
     let first_types = nal_types(&frames[0]);
-    assert!(first_types.contains(&7) && first_types.contains(&5), "starts at an IDR with SPS: {first_types:?}");
+    assert!(
+        first_types.contains(&7) && first_types.contains(&5),
+        "starts at an IDR with SPS: {first_types:?}"
+    );
     mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
 
     let mut second = call(&mqtt, &session_id());
     let frames = second.receive(10, Duration::from_secs(15));
     assert_eq!(frames.len(), 10);
-    assert!(nal_types(&frames[0]).contains(&5), "the second viewer also starts at a keyframe");
-    assert!(first.receive(5, Duration::from_secs(5)).len() == 5, "the first viewer keeps receiving");
+    assert!(
+        nal_types(&frames[0]).contains(&5),
+        "the second viewer also starts at a keyframe"
+    );
+    assert!(
+        first.receive(5, Duration::from_secs(5)).len() == 5,
+        "the first viewer keeps receiving"
+    );
     mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 2);
 
     let (_third, offer, _) = Viewer::new();
@@ -283,14 +305,21 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
         &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
     );
     let busy = mqtt.wait_for(&busy_out, Duration::from_secs(5), |v| v["type"] == "error");
-    assert_eq!((busy["code"].as_str(), busy["re"].as_str()), (Some("busy"), Some("offer")));
+    assert_eq!(
+        (busy["code"].as_str(), busy["re"].as_str()),
+        (Some("busy"), Some("offer"))
+    );
 
     mqtt.publish(
         &format!("peercam/{DEVICE}/in/{first_session}"),
         &json!({"v":1,"type":"bye"}),
     );
     mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
-    assert_eq!(second.receive(5, Duration::from_secs(5)).len(), 5, "the other viewer is untouched");
+    assert_eq!(
+        second.receive(5, Duration::from_secs(5)).len(),
+        5,
+        "the other viewer is untouched"
+    );
 }
 
 #[test]
@@ -300,7 +329,9 @@ fn a_silent_viewer_is_reaped_and_said_bye_to() {
     let mqtt = Mqtt::connect(port);
     let status_topic = format!("peercam/{DEVICE}/status");
     mqtt.subscribe(&status_topic);
-    mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| v["online"] == true);
+    mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
+        v["online"] == true
+    });
     let session = session_id();
     let mut viewer = call(&mqtt, &session);
     assert_eq!(viewer.receive(5, Duration::from_secs(15)).len(), 5);
@@ -308,6 +339,12 @@ fn a_silent_viewer_is_reaped_and_said_bye_to() {
     drop(viewer);
     let out = format!("peercam/{DEVICE}/out/{session}");
     let bye = mqtt.wait_for(&out, Duration::from_secs(20), |v| v["type"] == "bye");
-    assert!(bye["reason"].as_str().unwrap().contains("stopped responding"), "{bye}");
+    assert!(
+        bye["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped responding"),
+        "{bye}"
+    );
     mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 0);
 }
