@@ -208,6 +208,12 @@ impl Session {
             return Ok(());
         }
         let line = candidate.candidate.trim_start_matches("a=");
+        // Browsers hide host addresses behind mDNS names (`….local`), which
+        // cannot be resolved here; their checks reach us anyway and become
+        // peer-reflexive candidates, so such candidates are skipped.
+        if line.split_whitespace().nth(4).is_some_and(|addr| addr.ends_with(".local")) {
+            return Ok(());
+        }
         let mut parsed = Candidate::from_sdp_string(line).map_err(|e| {
             ErrorReply::new(
                 ErrorCode::BadRequest,
@@ -218,8 +224,6 @@ impl Session {
         if let Some(ufrag) = &candidate.username_fragment {
             parsed.set_ufrag(ufrag);
         }
-        // mDNS (`.local`) host candidates cannot be resolved here; the viewer's
-        // checks reach us anyway and become peer-reflexive candidates.
         self.rtc.add_remote_candidate(parsed);
         Ok(())
     }
@@ -485,6 +489,25 @@ mod tests {
         assert_eq!(candidates.len(), 1);
         assert!(candidates[0].candidate.starts_with("candidate:"));
         assert!(candidates[0].candidate.contains("127.0.0.1 40000 typ host"));
+    }
+
+    #[test]
+    fn takes_trickled_candidates_and_skips_mdns_ones() {
+        let (mut session, _) =
+            Session::accept(&offer(&[MediaKind::Video]), &local(), LIMITS, Instant::now()).unwrap();
+        let candidate = |line: &str| CandidateInit {
+            candidate: line.into(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+            username_fragment: None,
+        };
+        let host = "candidate:1 1 udp 2122260223 192.0.2.9 50000 typ host generation 0";
+        session.add_remote_candidate(&candidate(host)).unwrap();
+        let mdns = "candidate:2 1 udp 2122260223 4f8c1b2e-58a8-4b1a-9d0e-1c3a2b4c5d6e.local 50001 typ host";
+        session.add_remote_candidate(&candidate(mdns)).unwrap();
+        session.add_remote_candidate(&candidate("")).unwrap();
+        let error = session.add_remote_candidate(&candidate("candidate:x")).unwrap_err();
+        assert_eq!((error.code, error.re.as_str()), (ErrorCode::BadRequest, "candidate"));
     }
 
     #[test]
