@@ -3,15 +3,15 @@
 pub mod fanout;
 pub mod video;
 
+use std::sync::Arc;
 use std::time::Instant;
-
-use bytes::Bytes;
 
 /// One encoded H.264 access unit (Annex-B), as every viewer receives it.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    /// Annex-B bytes; keyframes carry SPS/PPS in-band.
-    pub data: Bytes,
+    /// Annex-B bytes; keyframes carry SPS/PPS in-band. Shared by every
+    /// viewer: the packetizer takes it without a copy.
+    pub data: Arc<[u8]>,
     /// Presentation time in 90 kHz ticks from the capture clock.
     pub pts_90khz: u64,
     /// When the frame left the encoder, on the monotonic clock.

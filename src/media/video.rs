@@ -8,7 +8,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -377,7 +376,7 @@ fn install_callbacks(
                 let pts_90khz = offset + pts.saturating_sub(base).nseconds() * 9 / 100_000;
                 timeline.store(pts_90khz, Ordering::Relaxed);
                 let frame = EncodedFrame {
-                    data: Bytes::copy_from_slice(map.as_slice()),
+                    data: Arc::from(map.as_slice()),
                     pts_90khz,
                     captured: now,
                     keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),

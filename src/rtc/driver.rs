@@ -229,6 +229,13 @@ impl Driver {
         }
     }
 
+    /// Asks the source for a keyframe for this viewer, once it watches.
+    fn request_keyframe(&self) {
+        if let Some(video) = &self.video {
+            video.request_keyframe();
+        }
+    }
+
     /// Carries out everything the session wants now; returns its next deadline.
     async fn drain(
         &mut self,
@@ -263,14 +270,6 @@ impl Driver {
                 SessionOutput::Ended(reason) => return Err(reason),
                 SessionOutput::Timeout(at) => return Ok(at),
             }
-        }
-    }
-}
-
-impl Driver {
-    fn request_keyframe(&self) {
-        if let Some(video) = &self.video {
-            video.request_keyframe();
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
@@ -211,7 +212,11 @@ impl Session {
         // Browsers hide host addresses behind mDNS names (`….local`), which
         // cannot be resolved here; their checks reach us anyway and become
         // peer-reflexive candidates, so such candidates are skipped.
-        if line.split_whitespace().nth(4).is_some_and(|addr| addr.ends_with(".local")) {
+        if line
+            .split_whitespace()
+            .nth(4)
+            .is_some_and(|addr| addr.ends_with(".local"))
+        {
             return Ok(());
         }
         let mut parsed = Candidate::from_sdp_string(line).map_err(|e| {
@@ -285,7 +290,7 @@ impl Session {
             return;
         };
         let rtp_time = MediaTime::new(frame.pts_90khz, Frequency::NINETY_KHZ);
-        if let Err(e) = writer.write(pt, frame.captured, rtp_time, frame.data.to_vec()) {
+        if let Err(e) = writer.write(pt, frame.captured, rtp_time, Arc::clone(&frame.data)) {
             self.end(EndReason::Failed(e.to_string()));
         }
     }
@@ -493,8 +498,13 @@ mod tests {
 
     #[test]
     fn takes_trickled_candidates_and_skips_mdns_ones() {
-        let (mut session, _) =
-            Session::accept(&offer(&[MediaKind::Video]), &local(), LIMITS, Instant::now()).unwrap();
+        let (mut session, _) = Session::accept(
+            &offer(&[MediaKind::Video]),
+            &local(),
+            LIMITS,
+            Instant::now(),
+        )
+        .unwrap();
         let candidate = |line: &str| CandidateInit {
             candidate: line.into(),
             sdp_mid: Some("0".into()),
@@ -506,8 +516,13 @@ mod tests {
         let mdns = "candidate:2 1 udp 2122260223 4f8c1b2e-58a8-4b1a-9d0e-1c3a2b4c5d6e.local 50001 typ host";
         session.add_remote_candidate(&candidate(mdns)).unwrap();
         session.add_remote_candidate(&candidate("")).unwrap();
-        let error = session.add_remote_candidate(&candidate("candidate:x")).unwrap_err();
-        assert_eq!((error.code, error.re.as_str()), (ErrorCode::BadRequest, "candidate"));
+        let error = session
+            .add_remote_candidate(&candidate("candidate:x"))
+            .unwrap_err();
+        assert_eq!(
+            (error.code, error.re.as_str()),
+            (ErrorCode::BadRequest, "candidate")
+        );
     }
 
     #[test]
