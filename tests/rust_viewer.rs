@@ -348,3 +348,41 @@ fn a_silent_viewer_is_reaped_and_said_bye_to() {
     );
     mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 0);
 }
+
+#[test]
+fn a_new_offer_on_a_live_call_restarts_ice_and_the_call_goes_on() {
+    let port = free_port();
+    let _daemon = start_daemon(port, "");
+    let mqtt = Mqtt::connect(port);
+    let status_topic = format!("peercam/{DEVICE}/status");
+    mqtt.subscribe(&status_topic);
+    mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
+        v["online"] == true
+    });
+    let session = session_id();
+    let mut viewer = call(&mqtt, &session);
+    assert_eq!(viewer.receive(5, Duration::from_secs(15)).len(), 5);
+
+    let mut change = viewer.rtc.sdp_api();
+    change.ice_restart(true);
+    let (offer, pending) = change.apply().unwrap();
+    let out = format!("peercam/{DEVICE}/out/{session}");
+    mqtt.publish(
+        &format!("peercam/{DEVICE}/in/{session}"),
+        &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
+    );
+    let answer = mqtt.wait_for(&out, Duration::from_secs(5), |v| v["type"] == "answer");
+    let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
+    viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let candidate = mqtt.wait_for(&out, Duration::from_secs(5), |v| v["type"] == "candidate");
+    assert!(candidate["usernameFragment"].is_string(), "{candidate}");
+    assert_eq!(
+        viewer.receive(30, Duration::from_secs(15)).len(),
+        30,
+        "media after the restart"
+    );
+    let fresh = Mqtt::connect(port);
+    fresh.subscribe(&status_topic);
+    let status = fresh.wait_for(&status_topic, Duration::from_secs(5), |_| true);
+    assert_eq!(status["viewers"], 1, "still one call, not two");
+}

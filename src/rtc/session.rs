@@ -89,6 +89,8 @@ pub struct Session {
     local_candidates: Vec<Candidate>,
     last_frame_pts: Option<u64>,
     queued: VecDeque<SessionOutput>,
+    /// ICE ufrag of the latest answer: trickled candidates carry it.
+    local_ufrag: Option<String>,
 }
 
 impl Session {
@@ -144,6 +146,7 @@ impl Session {
             local_candidates,
             last_frame_pts: None,
             queued: VecDeque::new(),
+            local_ufrag: None,
         };
         session.settle(now);
         for mid in mids {
@@ -157,7 +160,8 @@ impl Session {
                  packetization-mode 1); that is all this camera sends.",
             ));
         }
-        Ok((session, audio_inactive(&answer.to_sdp_string())))
+        let answer = session.finish_answer(answer.to_sdp_string());
+        Ok((session, answer))
     }
 
     /// Answers a later offer on the live session (an ICE restart).
@@ -175,7 +179,16 @@ impl Session {
         for mid in mids {
             self.consider_video_sender(mid);
         }
-        Ok(audio_inactive(&answer.to_sdp_string()))
+        Ok(self.finish_answer(answer.to_sdp_string()))
+    }
+
+    /// Notes the answer's ICE ufrag and marks audio inactive.
+    fn finish_answer(&mut self, sdp: String) -> String {
+        self.local_ufrag = sdp
+            .lines()
+            .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
+            .map(|ufrag| ufrag.trim().to_owned());
+        audio_inactive(&sdp)
     }
 
     /// Drains what str0m produced during a negotiation, so media changes are
@@ -198,7 +211,7 @@ impl Session {
                 candidate: c.to_sdp_string(),
                 sdp_mid: self.video.map(|(mid, _)| mid.to_string()),
                 sdp_m_line_index: Some(0),
-                username_fragment: None,
+                username_fragment: self.local_ufrag.clone(),
             })
             .collect()
     }
@@ -494,6 +507,11 @@ mod tests {
         assert_eq!(candidates.len(), 1);
         assert!(candidates[0].candidate.starts_with("candidate:"));
         assert!(candidates[0].candidate.contains("127.0.0.1 40000 typ host"));
+        let ufrag = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .unwrap();
+        assert_eq!(candidates[0].username_fragment.as_deref(), Some(ufrag));
     }
 
     #[test]
