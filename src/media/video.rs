@@ -31,15 +31,18 @@ const H264_TAIL: &str = "h264parse config-interval=-1 \
     ! video/x-h264,stream-format=byte-stream,alignment=au \
     ! appsink name=sink sync=false max-buffers=8 drop=true";
 
-/// The Debian package that provides a GStreamer element, for error hints.
-pub fn package_of(element: &str) -> &'static str {
-    match element {
+/// What to do about a missing GStreamer element: the Debian package that
+/// provides it, when it is one the presets use.
+pub fn install_hint(element: &str) -> String {
+    let package = match element {
         "x264enc" => "gstreamer1.0-plugins-ugly",
         "h264parse" | "openh264enc" => "gstreamer1.0-plugins-bad",
         "v4l2src" | "v4l2h264enc" | "jpegdec" => "gstreamer1.0-plugins-good",
         "libcamerasrc" => "gstreamer1.0-libcamera",
-        _ => "gstreamer1.0-plugins-base",
-    }
+        "videotestsrc" | "videoconvert" | "appsink" => "gstreamer1.0-plugins-base",
+        _ => return format!("check the name with `gst-inspect-1.0 {element}`"),
+    };
+    format!("install {package}")
 }
 
 /// The software H.264 encoder fragment for raw frames, tuned for latency.
@@ -167,9 +170,9 @@ pub fn resolve_pipeline(config: &VideoConfig) -> anyhow::Result<String> {
     if let Some(missing) = missing_elements(&description).first() {
         bail!(
             "video source `{}` needs the GStreamer element `{missing}`, which is not installed \
-             (install {})",
+             ({})",
             source_name(config.source),
-            package_of(missing)
+            install_hint(missing)
         );
     }
     Ok(description)
@@ -453,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_element_is_named_with_its_package() {
+    fn a_missing_element_is_named_with_what_to_do() {
         let config = VideoConfig {
             source: SourceKind::Pipeline,
             pipeline: Some("videotestsrc ! nosuchenc ! appsink name=sink".into()),
@@ -461,10 +464,8 @@ mod tests {
         };
         let error = resolve_pipeline(&config).unwrap_err().to_string();
         assert!(error.contains("`nosuchenc`"), "{error}");
-        assert!(
-            error.contains("install gstreamer1.0-plugins-base"),
-            "{error}"
-        );
+        assert!(error.contains("`gst-inspect-1.0 nosuchenc`"), "{error}");
+        assert_eq!(install_hint("x264enc"), "install gstreamer1.0-plugins-ugly");
     }
 
     #[test]
