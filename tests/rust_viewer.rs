@@ -258,21 +258,42 @@ fn call(mqtt: &Mqtt, session: &str) -> Viewer {
     viewer
 }
 
-#[test]
-fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
+/// A running daemon, a test client watching its status, and the status topic.
+struct Bench {
+    port: u16,
+    mqtt: Mqtt,
+    status_topic: String,
+    _daemon: Daemon,
+}
+
+/// Starts the daemon (`extra` goes into `[webrtc]`) and waits until it is online.
+fn online_device(extra: &str) -> (Bench, Value) {
     let port = free_port();
-    let _daemon = start_daemon(port, "");
+    let daemon = start_daemon(port, extra);
     let mqtt = Mqtt::connect(port);
     let status_topic = format!("peercam/{DEVICE}/status");
     mqtt.subscribe(&status_topic);
     let status = mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
         v["online"] == true
     });
+    let bench = Bench {
+        port,
+        mqtt,
+        status_topic,
+        _daemon: daemon,
+    };
+    (bench, status)
+}
+
+#[test]
+fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
+    let (bench, status) = online_device("");
+    let (mqtt, status_topic) = (&bench.mqtt, &bench.status_topic);
     assert_eq!(status["video"], json!(["H264"]));
     assert_eq!(status["viewers"], 0);
 
     let first_session = session_id();
-    let mut first = call(&mqtt, &first_session);
+    let mut first = call(mqtt, &first_session);
     let frames = first.receive(30, Duration::from_secs(15));
     assert_eq!(frames.len(), 30, "30 frames within 15 s");
     let first_types = nal_types(&frames[0]);
@@ -280,9 +301,9 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
         first_types.contains(&7) && first_types.contains(&5),
         "starts at an IDR with SPS: {first_types:?}"
     );
-    mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
+    mqtt.wait_for(status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
 
-    let mut second = call(&mqtt, &session_id());
+    let mut second = call(mqtt, &session_id());
     let frames = second.receive(10, Duration::from_secs(15));
     assert_eq!(frames.len(), 10);
     assert!(
@@ -293,7 +314,7 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
         first.receive(5, Duration::from_secs(5)).len() == 5,
         "the first viewer keeps receiving"
     );
-    mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 2);
+    mqtt.wait_for(status_topic, Duration::from_secs(5), |v| v["viewers"] == 2);
 
     let (_third, offer, _) = Viewer::new();
     let busy_session = session_id();
@@ -314,7 +335,7 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
         &format!("peercam/{DEVICE}/in/{first_session}"),
         &json!({"v":1,"type":"bye"}),
     );
-    mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
+    mqtt.wait_for(status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
     assert_eq!(
         second.receive(5, Duration::from_secs(5)).len(),
         5,
@@ -324,18 +345,12 @@ fn a_str0m_viewer_gets_keyframe_first_video_and_the_status_follows() {
 
 #[test]
 fn a_silent_viewer_is_reaped_and_said_bye_to() {
-    let port = free_port();
-    let _daemon = start_daemon(port, "peer_timeout_secs = 3");
-    let mqtt = Mqtt::connect(port);
-    let status_topic = format!("peercam/{DEVICE}/status");
-    mqtt.subscribe(&status_topic);
-    mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
-        v["online"] == true
-    });
+    let (bench, _) = online_device("peer_timeout_secs = 3");
+    let (mqtt, status_topic) = (&bench.mqtt, &bench.status_topic);
     let session = session_id();
-    let mut viewer = call(&mqtt, &session);
+    let mut viewer = call(mqtt, &session);
     assert_eq!(viewer.receive(5, Duration::from_secs(15)).len(), 5);
-    mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
+    mqtt.wait_for(status_topic, Duration::from_secs(5), |v| v["viewers"] == 1);
     drop(viewer);
     let out = format!("peercam/{DEVICE}/out/{session}");
     let bye = mqtt.wait_for(&out, Duration::from_secs(20), |v| v["type"] == "bye");
@@ -346,21 +361,15 @@ fn a_silent_viewer_is_reaped_and_said_bye_to() {
             .contains("stopped responding"),
         "{bye}"
     );
-    mqtt.wait_for(&status_topic, Duration::from_secs(5), |v| v["viewers"] == 0);
+    mqtt.wait_for(status_topic, Duration::from_secs(5), |v| v["viewers"] == 0);
 }
 
 #[test]
 fn a_new_offer_on_a_live_call_restarts_ice_and_the_call_goes_on() {
-    let port = free_port();
-    let _daemon = start_daemon(port, "");
-    let mqtt = Mqtt::connect(port);
-    let status_topic = format!("peercam/{DEVICE}/status");
-    mqtt.subscribe(&status_topic);
-    mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
-        v["online"] == true
-    });
+    let (bench, _) = online_device("");
+    let (mqtt, status_topic) = (&bench.mqtt, &bench.status_topic);
     let session = session_id();
-    let mut viewer = call(&mqtt, &session);
+    let mut viewer = call(mqtt, &session);
     assert_eq!(viewer.receive(5, Duration::from_secs(15)).len(), 5);
 
     let mut change = viewer.rtc.sdp_api();
@@ -381,8 +390,8 @@ fn a_new_offer_on_a_live_call_restarts_ice_and_the_call_goes_on() {
         30,
         "media after the restart"
     );
-    let fresh = Mqtt::connect(port);
-    fresh.subscribe(&status_topic);
-    let status = fresh.wait_for(&status_topic, Duration::from_secs(5), |_| true);
+    let fresh = Mqtt::connect(bench.port);
+    fresh.subscribe(status_topic);
+    let status = fresh.wait_for(status_topic, Duration::from_secs(5), |_| true);
     assert_eq!(status["viewers"], 1, "still one call, not two");
 }
