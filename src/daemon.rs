@@ -13,7 +13,7 @@ use crate::rtc::session::SessionLimits;
 use crate::signal::manager::{ManagerSetup, SessionManager};
 use crate::signal::mqtt::MqttLink;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::Topics;
+use crate::signal::protocol::{self, Topics};
 
 /// Runs the daemon until it is told to stop.
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -56,11 +56,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .client_id
         .clone()
         .unwrap_or_else(|| format!("peercam-{}", config.device.id));
-    let (link, inbound) =
-        MqttLink::start(&config.mqtt, &client_id, &broker_url, &topics, Vec::new())?;
+    let initial_status = protocol::encode(&setup.status(0));
+    let (link, inbound) = MqttLink::start(
+        &config.mqtt,
+        &client_id,
+        &broker_url,
+        &topics,
+        initial_status,
+    )?;
     let outbox = Outbox::new(topics.clone(), link.handle());
-    let manager = SessionManager::new(setup, topics, outbox.clone(), fanout);
-    outbox.set_status(&manager.status(0));
+    let manager = SessionManager::new(setup, topics, outbox, fanout);
 
     if let Some(addr) = config.http.listen_addr() {
         let bound = crate::http::start(addr)?;

@@ -325,6 +325,22 @@ pub struct ManagerSetup {
     pub private_ice_servers: Vec<IceServer>,
 }
 
+impl ManagerSetup {
+    /// The retained status for `viewers` connected viewers.
+    pub fn status(&self, viewers: usize) -> Status {
+        Status {
+            online: true,
+            name: self.name.clone(),
+            sealed: false,
+            video: vec!["H264".into()],
+            audio: None,
+            viewers,
+            max_viewers: self.max_viewers,
+            ice_servers: self.public_ice_servers.clone(),
+        }
+    }
+}
+
 /// Runs the sessions of one device.
 pub struct SessionManager {
     setup: ManagerSetup,
@@ -357,20 +373,6 @@ impl SessionManager {
             events_tx,
             events_rx,
             status_published: None,
-        }
-    }
-
-    /// The retained status for `viewers` connected viewers.
-    pub fn status(&self, viewers: usize) -> Status {
-        Status {
-            online: true,
-            name: self.setup.name.clone(),
-            sealed: false,
-            video: vec!["H264".into()],
-            audio: None,
-            viewers,
-            max_viewers: self.setup.max_viewers,
-            ice_servers: self.setup.public_ice_servers.clone(),
         }
     }
 
@@ -538,7 +540,7 @@ impl SessionManager {
 
     fn publish_status(&mut self, now: Instant) {
         let viewers = self.table.viewers();
-        self.outbox.set_status(&self.status(viewers));
+        self.outbox.set_status(&self.setup.status(viewers));
         self.status_published = Some((now, viewers));
     }
 
