@@ -263,7 +263,7 @@ struct Bench {
     port: u16,
     mqtt: Mqtt,
     status_topic: String,
-    _daemon: Daemon,
+    daemon: Daemon,
 }
 
 /// Starts the daemon (`extra` goes into `[webrtc]`) and waits until it is online.
@@ -280,7 +280,7 @@ fn online_device(extra: &str) -> (Bench, Value) {
         port,
         mqtt,
         status_topic,
-        _daemon: daemon,
+        daemon,
     };
     (bench, status)
 }
@@ -394,4 +394,27 @@ fn a_new_offer_on_a_live_call_restarts_ice_and_the_call_goes_on() {
     fresh.subscribe(status_topic);
     let status = fresh.wait_for(status_topic, Duration::from_secs(5), |_| true);
     assert_eq!(status["viewers"], 1, "still one call, not two");
+}
+
+#[test]
+fn stopping_the_daemon_says_bye_to_every_call_and_goes_offline() {
+    let (bench, _) = online_device("");
+    let (mqtt, status_topic) = (&bench.mqtt, &bench.status_topic);
+    let session = session_id();
+    let mut viewer = call(mqtt, &session);
+    assert_eq!(viewer.receive(5, Duration::from_secs(15)).len(), 5);
+    let stopped = Command::new("kill")
+        .args(["-TERM", &bench.daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let out = format!("peercam/{DEVICE}/out/{session}");
+    let bye = mqtt.wait_for(&out, Duration::from_secs(5), |v| v["type"] == "bye");
+    assert!(
+        bye["reason"].as_str().unwrap().contains("shutting down"),
+        "{bye}"
+    );
+    mqtt.wait_for(status_topic, Duration::from_secs(5), |v| {
+        v["online"] == false
+    });
 }
