@@ -1,0 +1,274 @@
+// The end-to-end bench: a real Mosquitto, the peercam daemon and the web
+// viewer in headless Chromium, all on loopback, all started and stopped by
+// the tests. Every wait is bounded.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import mqtt from "mqtt";
+import { chromium } from "playwright-core";
+
+export const PEERCAM_BIN = process.env.PEERCAM_BIN ?? new URL("../../target/debug/peercam", import.meta.url).pathname;
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port nothing listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once `fn()` returns a truthy value; throws `what` after `timeoutMs`. */
+export async function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, "127.0.0.1");
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** A scratch directory removed by `cleanup()`. */
+export function scratchDir(cleanup) {
+  const dir = mkdtempSync(join(tmpdir(), "peercam-e2e-"));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Mosquitto with a TCP and a WebSocket listener on free loopback ports.
+ * `kill()` SIGKILLs it; `start()` brings it back on the same ports.
+ */
+export async function startMosquitto(cleanup, { extraConfig = "" } = {}) {
+  const dir = scratchDir(cleanup);
+  const tcpPort = await freePort();
+  const wsPort = await freePort();
+  const conf = join(dir, "mosquitto.conf");
+  writeFileSync(conf, [
+    "per_listener_settings false",
+    "persistence false",
+    extraConfig || "allow_anonymous true",
+    `listener ${tcpPort} 127.0.0.1`,
+    `listener ${wsPort} 127.0.0.1`,
+    "protocol websockets",
+    "",
+  ].join("\n"));
+  const broker = {
+    tcpPort,
+    wsPort,
+    tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
+    wsUrl: `ws://127.0.0.1:${wsPort}`,
+    proc: null,
+    log: "",
+    async start() {
+      this.proc = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+      this.proc.stdout.on("data", (d) => { this.log += d; });
+      this.proc.stderr.on("data", (d) => { this.log += d; });
+      const proc = this.proc;
+      await waitFor("mosquitto to listen", async () => {
+        if (proc.exitCode !== null) throw new Error(`mosquitto exited: ${this.log}`);
+        return (await canConnect(tcpPort)) && (await canConnect(wsPort));
+      }, 10000, 50);
+    },
+    async kill() {
+      const proc = this.proc;
+      if (!proc || proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGKILL");
+      await exited;
+    },
+  };
+  cleanup.push(() => broker.kill());
+  await broker.start();
+  return broker;
+}
+
+/** A fresh device id and topic prefix, so tests never see each other's retained status. */
+export function freshNames() {
+  const tag = randomBytes(4).toString("hex");
+  return { device: `cam-${tag}`, prefix: `e2e/${tag}` };
+}
+
+/**
+ * Starts the daemon with the `test` source against `brokerUrl`; resolves
+ * once its HTTP viewer answers. `extra` is appended to the config file.
+ */
+export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, extra = "", bin = PEERCAM_BIN }) {
+  const dir = scratchDir(cleanup);
+  const httpPort = await freePort();
+  const config = join(dir, "peercam.toml");
+  writeFileSync(config, `
+[device]
+id = "${device}"
+name = "E2E camera"
+max_viewers = ${maxViewers}
+
+[mqtt]
+broker = "${brokerUrl}"
+prefix = "${prefix}"
+
+[video]
+source = "test"
+width = ${width}
+height = ${height}
+fps = ${fps}
+bitrate_kbps = ${bitrateKbps}
+
+[webrtc]
+interfaces = ["lo"]
+
+[http]
+listen = "127.0.0.1:${httpPort}"
+${viewerBrokerUrl ? `broker_url = "${viewerBrokerUrl}"` : ""}
+${extra}
+`);
+  const proc = spawn(bin, ["run", "-c", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info,str0m=warn" },
+  });
+  const daemon = {
+    proc,
+    httpPort,
+    config,
+    log: "",
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  proc.stdout.on("data", (d) => { daemon.log += d; });
+  proc.stderr.on("data", (d) => { daemon.log += d; });
+  cleanup.push(() => daemon.stop("SIGKILL"));
+  await waitFor("the daemon's viewer page", async () => {
+    if (proc.exitCode !== null) throw new Error(`peercam exited with ${proc.exitCode}:\n${daemon.log}`);
+    return canConnect(httpPort);
+  }, 20000, 100);
+  return daemon;
+}
+
+/** An MQTT client on `url` that records every message on `filters`. */
+export async function mqttRecorder(cleanup, url, filters) {
+  const client = mqtt.connect(url, { reconnectPeriod: 500, connectTimeout: 5000 });
+  cleanup.push(() => client.end(true));
+  const messages = [];
+  client.on("message", (topic, payload, packet) => {
+    messages.push({ topic, text: payload.toString(), retain: packet.retain, at: Date.now() });
+  });
+  client.on("connect", () => client.subscribe(filters, { qos: 1 }));
+  await waitFor("the recorder to connect", () => client.connected, 10000);
+  await client.subscribeAsync(filters, { qos: 1 });
+  return {
+    client,
+    messages,
+    json(topic) {
+      return messages.filter((m) => m.topic === topic).map((m) => {
+        try { return JSON.parse(m.text); } catch { return null; }
+      });
+    },
+    /** The latest JSON on `topic` that satisfies `pred`, waiting for it. */
+    waitJson(topic, pred, what, timeoutMs = 15000) {
+      return waitFor(what ?? `a message on ${topic}`, () => this.json(topic).reverse().find((m) => m && pred(m)), timeoutMs, 50);
+    },
+    publish(topic, payload) {
+      return client.publishAsync(topic, payload, { qos: 1 });
+    },
+  };
+}
+
+/** Headless Chromium in its own process (so a test can SIGKILL one viewer). */
+export async function launchBrowser(cleanup) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required",
+      "--allow-loopback-in-peer-connection",
+    ],
+  });
+  cleanup.push(() => browser.close().catch(() => {}));
+  return browser;
+}
+
+/** The process id of a launched browser, for killing it without a goodbye. */
+export function browserPid(browser) {
+  return browser._connection?._transport?._process?.pid ?? browser.process?.()?.pid;
+}
+
+/** The daemon's viewer URL with a pairing-link fragment. */
+export function viewerUrl(daemon, { brokerUrl, prefix, device, auto = true }) {
+  const fragment = new URLSearchParams({ v: "1", b: brokerUrl, p: prefix, d: device });
+  if (!auto) fragment.set("auto", "0");
+  return `http://127.0.0.1:${daemon.httpPort}/#${fragment}`;
+}
+
+/** Opens `url` (default: `viewerUrl(daemon, link)`) and waits for the page API. */
+export async function openViewer(browser, daemon, link, url = viewerUrl(daemon, link)) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("viewer page error:", e.message));
+  await page.goto(url);
+  await page.waitForFunction(() => window.peercamViewer !== undefined, null, { timeout: 10000 });
+  return page;
+}
+
+/** The viewer page's exposed state: `state`, `error`, `sessionId`, `stats`, `devices`. */
+export function viewerState(page) {
+  return page.evaluate(() => {
+    const v = window.peercamViewer;
+    return { state: v.state, error: v.error, sessionId: v.sessionId, stats: v.stats, devices: v.devices };
+  });
+}
+
+/** Waits until the page has decoded at least `frames` frames (fails fast on an error state). */
+export async function waitForFrames(page, frames, timeoutMs = 30000) {
+  return waitFor(`${frames} decoded frames`, async () => {
+    const s = await viewerState(page);
+    if (s.state === "error" || s.state === "ended") throw new Error(`viewer ${s.state}: ${JSON.stringify(s.error)}`);
+    return s.stats.framesDecoded >= frames ? s : null;
+  }, timeoutMs, 200);
+}
+
+/** Runs the cleanup steps in reverse order; never throws. */
+export async function runCleanup(cleanup) {
+  for (const step of cleanup.reverse()) {
+    try {
+      await step();
+    } catch (e) {
+      console.error("cleanup:", e.message);
+    }
+  }
+  cleanup.length = 0;
+}

@@ -1,0 +1,44 @@
+// The web viewer, served by the daemon, shows the test pattern from a real
+// Mosquitto-signaled call in headless Chromium.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { freshNames, launchBrowser, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitForFrames, waitFor } from "./lib.mjs";
+
+const cleanup = [];
+after(() => runCleanup(cleanup));
+
+test("the URL the daemon prints opens a viewer that decodes the configured H.264 stream", async () => {
+  const broker = await startMosquitto(cleanup);
+  const names = freshNames();
+  const daemon = await startDaemon(cleanup, { brokerUrl: broker.tcpUrl, viewerBrokerUrl: broker.wsUrl, ...names, width: 640, height: 360 });
+  const url = await waitFor("the printed viewer URL", () => daemon.log.match(/http:\/\/127\.0\.0\.1:\d+\/#\S+/)?.[0], 5000);
+  const fragment = new URLSearchParams(new URL(url).hash.slice(1));
+  assert.equal(fragment.get("b"), broker.wsUrl);
+  assert.equal(fragment.get("d"), names.device);
+
+  const browser = await launchBrowser(cleanup);
+  const page = await openViewer(browser, daemon, names, url);
+  const s = await waitForFrames(page, 60, 40000);
+  assert.equal(s.state, "connected");
+  assert.equal(s.stats.frameWidth, 640);
+  assert.equal(s.stats.frameHeight, 360);
+  assert.equal(s.stats.codec, "H264");
+  assert.ok(s.stats.ttffMs > 0, `time to first frame recorded: ${s.stats.ttffMs}`);
+  const device = s.devices.find((d) => d.id === names.device);
+  assert.equal(device.online, true);
+  assert.deepEqual(device.video, ["H264"]);
+
+  await waitFor("the overlay to show the resolution", async () => (await page.textContent("#stats")).includes("640×360"), 5000);
+  await page.click("#hangup");
+  await waitFor("the viewer to end the call", async () => (await viewerState(page)).state === "ended", 5000);
+});
+
+test("the vendored mqtt.js is the pinned release", () => {
+  const pinned = JSON.parse(readFileSync(new URL("../../web/package.json", import.meta.url))).dependencies.mqtt;
+  const installed = JSON.parse(readFileSync(new URL("./node_modules/mqtt/package.json", import.meta.url))).version;
+  assert.equal(installed, pinned, "tests/e2e and web/ pin the same mqtt.js");
+  const vendored = readFileSync(new URL("../../web/vendor/mqtt.min.js", import.meta.url));
+  const release = readFileSync(new URL("./node_modules/mqtt/dist/mqtt.min.js", import.meta.url));
+  assert.ok(vendored.equals(release), "web/vendor/mqtt.min.js is byte-identical to mqtt@" + pinned);
+});
