@@ -459,15 +459,37 @@ fn parse_offer(sdp: &str) -> Result<SdpOffer, ErrorReply> {
         ErrorReply::new(
             ErrorCode::BadRequest,
             "offer",
-            format!("The offer is not valid SDP: {e}."),
+            format!("The offer is not valid SDP: {}.", readable_parse_error(&e.to_string())),
         )
     })
+}
+
+/// The SDP parser's error without its memory addresses, on one line.
+fn readable_parse_error(error: &str) -> String {
+    error
+        .lines()
+        .map(|line| match line.find("Parse error at") {
+            Some(at) => line[..at].trim_end(),
+            None => line.trim(),
+        })
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use str0m::media::Direction;
+
+    #[test]
+    fn sdp_errors_are_readable() {
+        let error = parse_offer("this is not SDP").unwrap_err();
+        assert_eq!(error.code, ErrorCode::BadRequest);
+        assert!(!error.message.contains("PointerOffset"), "{}", error.message);
+        assert!(!error.message.contains('\n'), "{}", error.message);
+        assert!(error.message.starts_with("The offer is not valid SDP: "));
+    }
 
     const LIMITS: SessionLimits = SessionLimits {
         connect_timeout: Duration::from_secs(30),

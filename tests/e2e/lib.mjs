@@ -116,7 +116,7 @@ export function freshNames() {
  * Starts the daemon with the `test` source against `brokerUrl`; resolves
  * once its HTTP viewer answers. `extra` is appended to the config file.
  */
-export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, extra = "", bin = PEERCAM_BIN }) {
+export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, webrtc = "", extra = "", bin = PEERCAM_BIN }) {
   const dir = scratchDir(cleanup);
   const httpPort = await freePort();
   const config = join(dir, "peercam.toml");
@@ -139,6 +139,7 @@ bitrate_kbps = ${bitrateKbps}
 
 [webrtc]
 interfaces = ["lo"]
+${webrtc}
 
 [http]
 listen = "127.0.0.1:${httpPort}"
@@ -202,9 +203,9 @@ export async function mqttRecorder(cleanup, url, filters) {
   };
 }
 
-/** Headless Chromium in its own process (so a test can SIGKILL one viewer). */
+/** Headless Chromium in its own process; `browser.pid` lets a test SIGKILL one viewer. */
 export async function launchBrowser(cleanup) {
-  const browser = await chromium.launch({
+  const server = await chromium.launchServer({
     executablePath: CHROMIUM,
     headless: true,
     args: [
@@ -219,13 +220,10 @@ export async function launchBrowser(cleanup) {
       "--allow-loopback-in-peer-connection",
     ],
   });
-  cleanup.push(() => browser.close().catch(() => {}));
+  cleanup.push(() => server.kill().catch(() => {}));
+  const browser = await chromium.connect(server.wsEndpoint());
+  browser.pid = server.process().pid;
   return browser;
-}
-
-/** The process id of a launched browser, for killing it without a goodbye. */
-export function browserPid(browser) {
-  return browser._connection?._transport?._process?.pid ?? browser.process?.()?.pid;
 }
 
 /** The daemon's viewer URL with a pairing-link fragment. */
