@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import mqtt from "mqtt";
@@ -70,6 +70,7 @@ export async function startMosquitto(cleanup, { extraConfig = "" } = {}) {
   writeFileSync(conf, [
     "per_listener_settings false",
     "persistence false",
+    `user ${userInfo().username}`,
     extraConfig || "allow_anonymous true",
     `listener ${tcpPort} 127.0.0.1`,
     `listener ${wsPort} 127.0.0.1`,
@@ -116,7 +117,7 @@ export function freshNames() {
  * Starts the daemon with the `test` source against `brokerUrl`; resolves
  * once its HTTP viewer answers. `extra` is appended to the config file.
  */
-export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, webrtc = "", extra = "", bin = PEERCAM_BIN }) {
+export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, mqttExtra = "", webrtc = "", extra = "", bin = PEERCAM_BIN }) {
   const dir = scratchDir(cleanup);
   const httpPort = await freePort();
   const config = join(dir, "peercam.toml");
@@ -129,6 +130,7 @@ max_viewers = ${maxViewers}
 [mqtt]
 broker = "${brokerUrl}"
 prefix = "${prefix}"
+${mqttExtra}
 
 [video]
 source = "test"
@@ -227,8 +229,10 @@ export async function launchBrowser(cleanup) {
 }
 
 /** The daemon's viewer URL with a pairing-link fragment. */
-export function viewerUrl(daemon, { brokerUrl, prefix, device, auto = true }) {
+export function viewerUrl(daemon, { brokerUrl, prefix, device, username, password, auto = true }) {
   const fragment = new URLSearchParams({ v: "1", b: brokerUrl, p: prefix, d: device });
+  if (username) fragment.set("u", username);
+  if (password) fragment.set("w", password);
   if (!auto) fragment.set("auto", "0");
   return `http://127.0.0.1:${daemon.httpPort}/#${fragment}`;
 }
