@@ -342,6 +342,7 @@
         switch (pc.connectionState) {
           case "connected":
             clearTimeout(this.connectTimer);
+            this.stats.connectMs ??= Math.round(performance.now() - this.offerAt);
             setState("connected");
             this.startStats();
             break;
@@ -454,7 +455,7 @@
   function emptyStats() {
     return {
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, rttMs: null,
-      localCandidateType: null, remoteCandidateType: null, codec: null, ttffMs: null, packetsReceived: 0,
+      localCandidateType: null, remoteCandidateType: null, codec: null, connectMs: null, ttffMs: null, packetsReceived: 0,
     };
   }
 
@@ -495,7 +496,7 @@
     return [
       `${s.frameWidth}×${s.frameHeight} ${s.codec ?? ""} · ${Math.round(s.fps)} fps · ${s.bitrateKbps} kb/s`,
       `RTT ${s.rttMs ?? "?"} ms · ${s.localCandidateType ?? "?"} ↔ ${s.remoteCandidateType ?? "?"}`,
-      `first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
+      `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
     ].join("\n");
   }
 

@@ -393,7 +393,7 @@ fn install_callbacks(
                     let event = gst_video::UpstreamForceKeyUnitEvent::builder()
                         .all_headers(true)
                         .build();
-                    pad.send_event(event);
+                    pad.push_event(event);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -505,6 +505,40 @@ mod tests {
         );
         assert!(frames.windows(2).all(|w| w[0].pts_90khz < w[1].pts_90khz));
         assert!(frames[1..].iter().any(|f| !f.keyframe));
+    }
+
+    #[test]
+    fn a_late_viewer_gets_a_forced_keyframe_not_the_periodic_one() {
+        let config = VideoConfig {
+            width: 160,
+            height: 120,
+            keyframe_interval: 600,
+            ..VideoConfig::default()
+        };
+        let fanout = Fanout::new();
+        let early = fanout.subscribe(1024);
+        let _source =
+            VideoSource::start(resolve_pipeline(&config).unwrap(), fanout.clone()).unwrap();
+        let recv = |viewer: &crate::media::fanout::Subscription<EncodedFrame>| {
+            smol::block_on(smol::future::or(viewer.recv(), async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                None
+            }))
+            .expect("no frame within 10 s")
+        };
+        for _ in 0..15 {
+            recv(&early);
+        }
+        let late = fanout.subscribe(1024);
+        let first = recv(&late);
+        assert!(first.keyframe);
+        let waited = std::iter::from_fn(|| early.try_recv())
+            .take_while(|f| f.pts_90khz < first.pts_90khz)
+            .count();
+        assert!(
+            waited < 30,
+            "the late viewer waited {waited} frames for its keyframe"
+        );
     }
 
     #[test]

@@ -459,7 +459,10 @@ fn parse_offer(sdp: &str) -> Result<SdpOffer, ErrorReply> {
         ErrorReply::new(
             ErrorCode::BadRequest,
             "offer",
-            format!("The offer is not valid SDP: {}.", readable_parse_error(&e.to_string())),
+            format!(
+                "The offer is not valid SDP: {}.",
+                readable_parse_error(&e.to_string())
+            ),
         )
     })
 }
@@ -486,7 +489,11 @@ mod tests {
     fn sdp_errors_are_readable() {
         let error = parse_offer("this is not SDP").unwrap_err();
         assert_eq!(error.code, ErrorCode::BadRequest);
-        assert!(!error.message.contains("PointerOffset"), "{}", error.message);
+        assert!(
+            !error.message.contains("PointerOffset"),
+            "{}",
+            error.message
+        );
         assert!(!error.message.contains('\n'), "{}", error.message);
         assert!(error.message.starts_with("The offer is not valid SDP: "));
     }

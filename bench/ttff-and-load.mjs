@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// Prints peercam's time to first frame (offer published → first decoded
+// frame in headless Chromium) for the 1st and the 5th concurrent viewer,
+// and the daemon's RSS and CPU% idle, with 1 and with 5 viewers, for the
+// test source at 720p30, 2 Mb/s. A benchmark: it prints, never asserts.
+//
+//   cargo build --release && node bench/ttff-and-load.mjs [--trials N] [--seconds S]
+import { readFileSync } from "node:fs";
+import { freshNames, launchBrowser, mqttRecorder, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "../tests/e2e/lib.mjs";
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+};
+const TRIALS = option("trials", 5);
+const SECONDS = option("seconds", 10);
+const BIN = process.env.PEERCAM_BIN ?? new URL("../target/release/peercam", import.meta.url).pathname;
+const CLOCK_TICKS = 100;
+
+/** RSS in MiB and cumulative CPU seconds of `pid`, from /proc. */
+function sample(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rssKb = Number(status.match(/VmRSS:\s+(\d+)/)[1]);
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  return { rssMiB: rssKb / 1024, cpuSeconds, at: performance.now() };
+}
+
+/** Average CPU% (of one core) and final RSS over `seconds`. */
+async function load(pid, seconds) {
+  const start = sample(pid);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const end = sample(pid);
+  return { cpuPercent: (100 * (end.cpuSeconds - start.cpuSeconds)) / ((end.at - start.at) / 1000), rssMiB: end.rssMiB };
+}
+
+/** Offer → first frame, and offer → connected, in ms. */
+async function firstFrame(page) {
+  await waitForFrames(page, 1, 30000);
+  const stats = await waitFor("time to first frame", async () => {
+    const s = (await viewerState(page)).stats;
+    return s.ttffMs !== null && s.connectMs !== null ? s : null;
+  }, 5000);
+  connects.push(stats.connectMs);
+  return stats.ttffMs;
+}
+const connects = [];
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (xs) => `median ${median(xs)} ms (${xs.join(", ")})`;
+
+const cleanup = [];
+try {
+  const broker = await startMosquitto(cleanup);
+  const names = freshNames();
+  const base = `${names.prefix}/${names.device}`;
+  const recorder = await mqttRecorder(cleanup, broker.tcpUrl, [`${base}/status`]);
+  const daemon = await startDaemon(cleanup, {
+    bin: BIN, brokerUrl: broker.tcpUrl, ...names, maxViewers: 5, width: 1280, height: 720, fps: 30, bitrateKbps: 2000,
+  });
+  const viewers = (n) => recorder.waitJson(`${base}/status`, (s) => s.online && s.viewers === n, `viewers = ${n}`, 20000);
+  await viewers(0);
+  const pid = daemon.proc.pid;
+  const browser = await launchBrowser(cleanup);
+  const link = { brokerUrl: broker.wsUrl, ...names };
+
+  const idle = await load(pid, SECONDS);
+
+  const first = [];
+  for (let i = 0; i < TRIALS; i++) {
+    const page = await openViewer(browser, daemon, link);
+    first.push(await firstFrame(page));
+    await page.close();
+    await viewers(0);
+  }
+
+  const pages = [await openViewer(browser, daemon, link)];
+  await firstFrame(pages[0]);
+  await viewers(1);
+  const one = await load(pid, SECONDS);
+
+  const fifth = [];
+  for (let i = 0; i < TRIALS; i++) {
+    while (pages.length < 4) {
+      pages.push(await openViewer(browser, daemon, link));
+      await firstFrame(pages.at(-1));
+    }
+    const page = await openViewer(browser, daemon, link);
+    fifth.push(await firstFrame(page));
+    pages.push(page);
+    if (i < TRIALS - 1) {
+      await pages.pop().close();
+      await viewers(4);
+    }
+  }
+  await viewers(5);
+  const five = await load(pid, SECONDS);
+  const decoded = await Promise.all(pages.map(async (p) => (await viewerState(p)).stats));
+
+  console.log(`peercam ${BIN}`);
+  console.log(`source: test pattern 1280x720 @ 30 fps, x264 2000 kb/s; ${SECONDS} s per load sample; ${TRIALS} trials per ttff`);
+  console.log(`time to first frame, 1st viewer: ${fmt(first)}`);
+  console.log(`time to first frame, 5th viewer: ${fmt(fifth)}`);
+  console.log(`offer → connected, every viewer above: ${fmt(connects)}`);
+  console.log(`idle (0 viewers):  RSS ${idle.rssMiB.toFixed(1)} MiB, CPU ${idle.cpuPercent.toFixed(1)} %`);
+  console.log(`1 viewer:          RSS ${one.rssMiB.toFixed(1)} MiB, CPU ${one.cpuPercent.toFixed(1)} %`);
+  console.log(`5 viewers:         RSS ${five.rssMiB.toFixed(1)} MiB, CPU ${five.cpuPercent.toFixed(1)} %`);
+  console.log(`viewers at the end: ${decoded.map((s) => `${s.frameWidth}x${s.frameHeight} ${Math.round(s.fps)} fps ${s.bitrateKbps} kb/s`).join("; ")}`);
+} finally {
+  await runCleanup(cleanup);
+}
