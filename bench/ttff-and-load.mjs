@@ -59,7 +59,7 @@ try {
   const daemon = await startDaemon(cleanup, {
     bin: BIN, brokerUrl: broker.tcpUrl, ...names, maxViewers: 5, width: 1280, height: 720, fps: 30, bitrateKbps: 2000,
   });
-  const viewers = (n) => recorder.waitJson(`${base}/status`, (s) => s.online && s.viewers === n, `viewers = ${n}`, 20000);
+  const viewers = (n) => recorder.waitLatest(`${base}/status`, (s) => s.online && s.viewers === n, `viewers = ${n}`, 20000);
   await viewers(0);
   const pid = daemon.proc.pid;
   const browser = await launchBrowser(cleanup);

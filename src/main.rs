@@ -32,6 +32,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,str0m=warn,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Run { config } => {

@@ -141,7 +141,7 @@
       if (viewer.state === "calling" || viewer.state === "connected") return;
       if (!viewer.error) fail("broker", `Cannot reach the broker at ${link.broker}; retrying. Check the address and that it has a WebSocket listener.`);
     });
-    client.on("message", (topic, payload, packet) => onMessage(prefix, topic, payload, packet));
+    client.on("message", (topic, payload) => onMessage(prefix, topic, payload));
   }
 
   function onMessage(prefix, topic, payload) {
@@ -150,8 +150,9 @@
       call.onSignal(payload);
       return;
     }
+    if (!topic.startsWith(prefix + "/")) return;
     const m = topic.slice(prefix.length + 1).match(/^([A-Za-z0-9_-]{1,64})\/status$/);
-    if (!topic.startsWith(prefix + "/") || !m) return;
+    if (!m) return;
     const id = m[1];
     if (payload.length === 0) {
       viewer.devices.delete(id);
@@ -208,7 +209,10 @@
     const dev = viewer.devices.get(link.device);
     if (dev && dev.online) {
       link.auto = false;
+      clearError();
       startCall();
+    } else if (dev) {
+      showError("offline", `${dev.name || dev.id} is offline: it is not connected to the broker. The call starts when it comes back.`);
     }
   }
 
@@ -395,7 +399,11 @@
           this.onDeviceError(msg);
           break;
         case "bye":
-          this.end(null, null, `the device ended the call${msg.reason ? `: ${msg.reason}` : ""}`);
+          if (this.stats.connectMs === null) {
+            this.end("no-connectivity", `The device ended the call before media connected${msg.reason ? ` (${msg.reason})` : ""}. If it is behind NAT, configure a TURN server in its ice_servers.`, null, true);
+          } else {
+            this.end(null, null, `the device ended the call${msg.reason ? `: ${msg.reason}` : ""}`);
+          }
           break;
       }
     }

@@ -1,17 +1,13 @@
 // A broker that wants a login: the daemon over WebSocket with a password
 // from a file, the viewer with the login from its link; a wrong password
 // is a clear, retried error.
-import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freshNames, launchBrowser, openViewer, runCleanup, scratchDir, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, openViewer, scratchDir, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
 
-const cleanup = [];
-after(() => runCleanup(cleanup));
-
-test("ws:// broker with username and password file; wrong password is reported", async () => {
+e2eTest("ws:// broker with username and password file; wrong password is reported", async (cleanup) => {
   const dir = scratchDir(cleanup);
   const passwd = join(dir, "passwd");
   writeFileSync(passwd, "");

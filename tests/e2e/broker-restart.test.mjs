@@ -1,13 +1,9 @@
 // Mosquitto killed and restarted mid-call: the running call keeps
 // streaming, the device comes back online, and a new viewer can join.
-import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { freshNames, launchBrowser, mqttRecorder, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
 
-const cleanup = [];
-after(() => runCleanup(cleanup));
-
-test("a running call survives a broker restart and new viewers join after it", async () => {
+e2eTest("a running call survives a broker restart and new viewers join after it", async (cleanup) => {
   const broker = await startMosquitto(cleanup);
   const names = freshNames();
   const base = `${names.prefix}/${names.device}`;
@@ -23,7 +19,7 @@ test("a running call survives a broker restart and new viewers join after it", a
 
   await broker.start();
   const recorder = await mqttRecorder(cleanup, broker.tcpUrl, [`${base}/status`]);
-  const status = await recorder.waitJson(`${base}/status`, (s) => s.online === true, "the device back online", 20000);
+  const status = await recorder.waitLatest(`${base}/status`, (s) => s.online === true, "the device back online", 20000);
   assert.equal(status.viewers, 1, "the call that kept running is still counted");
 
   const joining = await openViewer(browser, daemon, { brokerUrl: broker.wsUrl, ...names });
@@ -31,5 +27,5 @@ test("a running call survives a broker restart and new viewers join after it", a
   const after = (await viewerState(watching)).stats.framesDecoded;
   await waitForFrames(watching, after + 30, 10000);
   assert.equal((await viewerState(watching)).state, "connected");
-  await recorder.waitJson(`${base}/status`, (s) => s.online && s.viewers === 2, "status viewers = 2", 10000);
+  await recorder.waitLatest(`${base}/status`, (s) => s.online && s.viewers === 2, "status viewers = 2", 10000);
 });

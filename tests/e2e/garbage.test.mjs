@@ -1,12 +1,8 @@
 // Garbage on P/D/in/S gets the documented error or a silent drop, and a
 // viewer already watching keeps decoding throughout.
-import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { freshNames, launchBrowser, mqttRecorder, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
-
-const cleanup = [];
-after(() => runCleanup(cleanup));
+import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
 
 const sessionId = () => randomBytes(16).toString("base64url");
 const v1 = (body) => JSON.stringify({ v: 1, ...body });
@@ -35,7 +31,7 @@ const DROPPED = [
   { what: "bye for an unknown session", payload: v1({ type: "bye" }) },
 ];
 
-test("garbage on in/S is answered or dropped as documented while a viewer keeps watching", async () => {
+e2eTest("garbage on in/S is answered or dropped as documented while a viewer keeps watching", async (cleanup) => {
   const broker = await startMosquitto(cleanup);
   const names = freshNames();
   const base = `${names.prefix}/${names.device}`;

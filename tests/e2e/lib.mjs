@@ -7,6 +7,7 @@ import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { test } from "node:test";
 import mqtt from "mqtt";
 import { chromium } from "playwright-core";
 
@@ -103,6 +104,7 @@ export async function startMosquitto(cleanup, { extraConfig = "" } = {}) {
     },
   };
   cleanup.push(() => broker.kill());
+  cleanup.logs.push(() => `mosquitto:\n${broker.log}`);
   await broker.start();
   return broker;
 }
@@ -169,6 +171,7 @@ ${extra}
   proc.stdout.on("data", (d) => { daemon.log += d; });
   proc.stderr.on("data", (d) => { daemon.log += d; });
   cleanup.push(() => daemon.stop("SIGKILL"));
+  cleanup.logs.push(() => `peercam ${device}:\n${daemon.log}`);
   await waitFor("the daemon's viewer page", async () => {
     if (proc.exitCode !== null) throw new Error(`peercam exited with ${proc.exitCode}:\n${daemon.log}`);
     return canConnect(httpPort);
@@ -184,7 +187,6 @@ export async function mqttRecorder(cleanup, url, filters) {
   client.on("message", (topic, payload, packet) => {
     messages.push({ topic, text: payload.toString(), retain: packet.retain, at: Date.now() });
   });
-  client.on("connect", () => client.subscribe(filters, { qos: 1 }));
   await waitFor("the recorder to connect", () => client.connected, 10000);
   await client.subscribeAsync(filters, { qos: 1 });
   return {
@@ -198,6 +200,13 @@ export async function mqttRecorder(cleanup, url, filters) {
     /** The latest JSON on `topic` that satisfies `pred`, waiting for it. */
     waitJson(topic, pred, what, timeoutMs = 15000) {
       return waitFor(what ?? `a message on ${topic}`, () => this.json(topic).reverse().find((m) => m && pred(m)), timeoutMs, 50);
+    },
+    /** Waits until the latest JSON on `topic` (a status, say) satisfies `pred`. */
+    waitLatest(topic, pred, what, timeoutMs = 15000) {
+      return waitFor(what ?? `the latest message on ${topic}`, () => {
+        const latest = this.json(topic).at(-1);
+        return latest && pred(latest) ? latest : null;
+      }, timeoutMs, 50);
     },
     publish(topic, payload) {
       return client.publishAsync(topic, payload, { qos: 1 });
@@ -261,6 +270,29 @@ export async function waitForFrames(page, frames, timeoutMs = 30000) {
     if (s.state === "error" || s.state === "ended") throw new Error(`viewer ${s.state}: ${JSON.stringify(s.error)}`);
     return s.stats.framesDecoded >= frames ? s : null;
   }, timeoutMs, 200);
+}
+
+/**
+ * A test whose `fn(cleanup)` registers what it starts; everything is
+ * stopped afterwards, and a failure carries the daemons' logs.
+ */
+export function e2eTest(name, fn) {
+  test(name, async () => {
+    const cleanup = newCleanup();
+    try {
+      await fn(cleanup);
+    } catch (e) {
+      e.message += "\n" + cleanup.logs.map((log) => log()).join("\n");
+      throw e;
+    } finally {
+      await runCleanup(cleanup);
+    }
+  });
+}
+
+/** A list of stop steps, plus `logs` to print when something fails. */
+export function newCleanup() {
+  return Object.assign([], { logs: [] });
 }
 
 /** Runs the cleanup steps in reverse order; never throws. */

@@ -1,14 +1,10 @@
 // Several viewers at once: all decode, the status `viewers` count follows
 // joins and leaves, the cap answers `busy`, and a viewer that vanishes
 // without `bye` is reaped.
-import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { freshNames, launchBrowser, mqttRecorder, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
 
-const cleanup = [];
-after(() => runCleanup(cleanup));
-
-test("three viewers decode, the cap says busy, leaves and vanished viewers are counted out", async () => {
+e2eTest("three viewers decode, the cap says busy, leaves and vanished viewers are counted out", async (cleanup) => {
   const broker = await startMosquitto(cleanup);
   const names = freshNames();
   const base = `${names.prefix}/${names.device}`;
@@ -16,7 +12,7 @@ test("three viewers decode, the cap says busy, leaves and vanished viewers are c
   const daemon = await startDaemon(cleanup, {
     brokerUrl: broker.tcpUrl, ...names, maxViewers: 3, width: 320, height: 240, bitrateKbps: 300, webrtc: "peer_timeout_secs = 5",
   });
-  const viewersIs = (n) => recorder.waitJson(`${base}/status`, (s) => s.online && s.viewers === n, `status viewers = ${n}`, 20000);
+  const viewersIs = (n) => recorder.waitLatest(`${base}/status`, (s) => s.online && s.viewers === n, `status viewers = ${n}`, 20000);
   await viewersIs(0);
 
   const browsers = [];

@@ -1,14 +1,11 @@
 // The web viewer, served by the daemon, shows the test pattern from a real
 // Mosquitto-signaled call in headless Chromium.
-import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { readFileSync } from "node:fs";
-import { freshNames, launchBrowser, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitForFrames, waitFor } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, openViewer, startDaemon, startMosquitto, viewerState, viewerUrl, waitForFrames, waitFor } from "./lib.mjs";
 
-const cleanup = [];
-after(() => runCleanup(cleanup));
-
-test("the URL the daemon prints opens a viewer that decodes the configured H.264 stream", async () => {
+e2eTest("the URL the daemon prints opens a viewer that decodes the configured H.264 stream", async (cleanup) => {
   const broker = await startMosquitto(cleanup);
   const names = freshNames();
   const daemon = await startDaemon(cleanup, { brokerUrl: broker.tcpUrl, viewerBrokerUrl: broker.wsUrl, ...names, width: 640, height: 360 });
@@ -32,6 +29,38 @@ test("the URL the daemon prints opens a viewer that decodes the configured H.264
   await waitFor("the overlay to show the resolution", async () => (await page.textContent("#stats")).includes("640×360"), 5000);
   await page.click("#hangup");
   await waitFor("the viewer to end the call", async () => (await viewerState(page)).state === "ended", 5000);
+
+  await page.click("#call");
+  await waitForFrames(page, 30, 40000);
+  await daemon.stop("SIGTERM");
+  const ended = await waitFor("the call to end with the device", async () => {
+    const st = await viewerState(page);
+    return st.state === "ended" ? st : null;
+  }, 10000);
+  assert.match(ended.error.message, /shutting down/);
+  await waitFor("the device listed offline", async () => (await page.getAttribute(`#devices li[data-id="${names.device}"]`, "class"))?.includes("offline"), 10000);
+});
+
+e2eTest("no media path: the viewer says so instead of waiting forever", async (cleanup) => {
+  const broker = await startMosquitto(cleanup);
+  const names = freshNames();
+  const daemon = await startDaemon(cleanup, { brokerUrl: broker.tcpUrl, ...names, width: 160, height: 120, bitrateKbps: 100, webrtc: "connect_timeout_secs = 3" });
+  const browser = await launchBrowser(cleanup);
+  const page = await browser.newPage();
+  // A browser that may only use TURN, and has none: no candidate pair can work.
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = function (config) {
+      return new Native({ ...config, iceTransportPolicy: "relay" });
+    };
+  });
+  await page.goto(viewerUrl(daemon, { brokerUrl: broker.wsUrl, ...names }));
+  const s = await waitFor("the viewer to give up", async () => {
+    const st = await viewerState(page);
+    return st.state === "error" ? st : null;
+  }, 30000);
+  assert.equal(s.error.code, "no-connectivity");
+  assert.match(await page.textContent("#error"), /TURN/);
 });
 
 test("the vendored mqtt.js is the pinned release", () => {
