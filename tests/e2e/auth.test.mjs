@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { e2eTest, freshNames, launchBrowser, openViewer, scratchDir, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, openViewer, scratchDir, startDaemon, startMosquitto, waitFor, waitForFrames, waitForState } from "./lib.mjs";
 
 e2eTest("ws:// broker with username and password file; wrong password is reported", async (cleanup) => {
   const dir = scratchDir(cleanup);
@@ -28,10 +28,7 @@ e2eTest("ws:// broker with username and password file; wrong password is reporte
   await waitForFrames(page, 30, 40000);
 
   const refused = await openViewer(browser, daemon, { brokerUrl: broker.wsUrl, ...names, username: "viewer", password: "wrong" });
-  const s = await waitFor("the viewer to report the refused login", async () => {
-    const st = await viewerState(refused);
-    return st.state === "error" ? st : null;
-  }, 15000);
+  const s = await waitForState(refused, "error", 15000);
   assert.equal(s.error.code, "broker");
 
   const other = freshNames();

@@ -1,7 +1,7 @@
 // Mosquitto killed and restarted mid-call: the running call keeps
 // streaming, the device comes back online, and a new viewer can join.
 import assert from "node:assert/strict";
-import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitForFrames } from "./lib.mjs";
 
 e2eTest("a running call survives a broker restart and new viewers join after it", async (cleanup) => {
   const broker = await startMosquitto(cleanup);

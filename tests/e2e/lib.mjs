@@ -263,6 +263,14 @@ export function viewerState(page) {
   });
 }
 
+/** Waits until the viewer reaches `state`; resolves with its exposed state. */
+export function waitForState(page, state, timeoutMs = 15000) {
+  return waitFor(`the viewer to be ${state}`, async () => {
+    const s = await viewerState(page);
+    return s.state === state ? s : null;
+  }, timeoutMs, 100);
+}
+
 /** Waits until the page has decoded at least `frames` frames (fails fast on an error state). */
 export async function waitForFrames(page, frames, timeoutMs = 30000) {
   return waitFor(`${frames} decoded frames`, async () => {

@@ -2,7 +2,7 @@
 // joins and leaves, the cap answers `busy`, and a viewer that vanishes
 // without `bye` is reaped.
 import assert from "node:assert/strict";
-import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, startDaemon, startMosquitto, viewerState, waitForFrames, waitForState } from "./lib.mjs";
 
 e2eTest("three viewers decode, the cap says busy, leaves and vanished viewers are counted out", async (cleanup) => {
   const broker = await startMosquitto(cleanup);
@@ -25,10 +25,7 @@ e2eTest("three viewers decode, the cap says busy, leaves and vanished viewers ar
   await viewersIs(3);
 
   const fourth = await openViewer(browsers[0], daemon, { brokerUrl: broker.wsUrl, ...names });
-  const busy = await waitFor("the fourth viewer to be refused", async () => {
-    const s = await viewerState(fourth);
-    return s.state === "error" ? s : null;
-  }, 15000);
+  const busy = await waitForState(fourth, "error", 15000);
   assert.equal(busy.error.code, "busy");
   assert.match(await fourth.textContent("#error"), /busy/);
   await fourth.close();

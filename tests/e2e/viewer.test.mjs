@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { readFileSync } from "node:fs";
-import { e2eTest, freshNames, launchBrowser, openViewer, startDaemon, startMosquitto, viewerState, viewerUrl, waitForFrames, waitFor } from "./lib.mjs";
+import { e2eTest, freshNames, launchBrowser, openViewer, startDaemon, startMosquitto, viewerUrl, waitForFrames, waitFor, waitForState } from "./lib.mjs";
 
 e2eTest("the URL the daemon prints opens a viewer that decodes the configured H.264 stream", async (cleanup) => {
   const broker = await startMosquitto(cleanup);
@@ -28,15 +28,12 @@ e2eTest("the URL the daemon prints opens a viewer that decodes the configured H.
 
   await waitFor("the overlay to show the resolution", async () => (await page.textContent("#stats")).includes("640×360"), 5000);
   await page.click("#hangup");
-  await waitFor("the viewer to end the call", async () => (await viewerState(page)).state === "ended", 5000);
+  await waitForState(page, "ended", 5000);
 
   await page.click("#call");
   await waitForFrames(page, 30, 40000);
   await daemon.stop("SIGTERM");
-  const ended = await waitFor("the call to end with the device", async () => {
-    const st = await viewerState(page);
-    return st.state === "ended" ? st : null;
-  }, 10000);
+  const ended = await waitForState(page, "ended", 10000);
   assert.match(ended.error.message, /shutting down/);
   await waitFor("the device listed offline", async () => (await page.getAttribute(`#devices li[data-id="${names.device}"]`, "class"))?.includes("offline"), 10000);
 });
@@ -55,10 +52,7 @@ e2eTest("no media path: the viewer says so instead of waiting forever", async (c
     };
   });
   await page.goto(viewerUrl(daemon, { brokerUrl: broker.wsUrl, ...names }));
-  const s = await waitFor("the viewer to give up", async () => {
-    const st = await viewerState(page);
-    return st.state === "error" ? st : null;
-  }, 30000);
+  const s = await waitForState(page, "error", 30000);
   assert.equal(s.error.code, "no-connectivity");
   assert.match(await page.textContent("#error"), /TURN/);
 });
