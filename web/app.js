@@ -509,7 +509,7 @@
   }
 
   function hangup() {
-    viewer.call?.end(null, null, "you hung up");
+    viewer.call?.end(null, null, "hung up");
   }
 
   // ---- wiring ----
