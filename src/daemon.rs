@@ -1,5 +1,6 @@
 //! `peercam run`: starts the parts in data-flow order (source, broker link,
-//! session manager, web viewer) and stops them in reverse on SIGINT/SIGTERM.
+//! session manager, web viewer) and stops them in reverse on SIGINT/SIGTERM;
+//! tells systemd when it is ready and that its main loop is alive.
 
 use std::net::SocketAddr;
 
@@ -10,6 +11,7 @@ use crate::media::fanout::Fanout;
 use crate::media::video::{self, VideoSource};
 use crate::rtc::net;
 use crate::rtc::session::SessionLimits;
+use crate::service::{self, Health, ServiceNotifier};
 use crate::signal::manager::{ManagerSetup, SessionManager};
 use crate::signal::mqtt::MqttLink;
 use crate::signal::outbox::Outbox;
@@ -71,7 +73,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let bound = crate::http::start(addr)?;
         println!("{}", viewer_link(&config, bound));
     }
-    smol::block_on(manager.run(inbound, shutdown_rx));
+    let mut notifier = ServiceNotifier::from_env();
+    let mqtt = link.handle();
+    smol::block_on(manager.run(inbound, shutdown_rx, service::TICK, |viewers| {
+        notifier.tick(Health {
+            viewers,
+            broker_online: mqtt.is_online(),
+        })
+    }));
+    notifier.stopping();
     tracing::info!("stopping");
     drop(link);
     Ok(())

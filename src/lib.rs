@@ -11,4 +11,5 @@ pub mod daemon;
 pub mod http;
 pub mod media;
 pub mod rtc;
+pub mod service;
 pub mod signal;

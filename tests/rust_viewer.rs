@@ -2,13 +2,14 @@
 //! source and its embedded broker, watched by a str0m viewer that signals
 //! over MQTT exactly as PROTOCOL.md says. Catches most regressions in seconds.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Daemon, free_port};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -18,49 +19,9 @@ use str0m::{Candidate, Input, Output, Rtc};
 
 const DEVICE: &str = "rustcam";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The daemon under test; killed when dropped.
-struct Daemon {
-    child: Child,
-    _dir: TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let mut log = String::new();
-            if let Some(stderr) = self.child.stderr.as_mut() {
-                let _ = stderr.read_to_string(&mut log);
-            }
-            eprintln!("--- daemon log ---\n{log}");
-        }
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn start_daemon(mqtt_port: u16, extra: &str) -> Daemon {
-    let dir = std::env::temp_dir().join(format!("peercam-test-{}-{mqtt_port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("peercam.toml");
-    std::fs::write(
-        &config,
-        format!(
+    Daemon::start(
+        &format!(
             r#"
 [device]
 id = "{DEVICE}"
@@ -84,20 +45,8 @@ listen = ""
 "#,
             free_port()
         ),
+        &[],
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_peercam"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    Daemon {
-        child,
-        _dir: TempDir(dir),
-    }
 }
 
 /// An MQTT client that collects every message on its subscriptions.

@@ -377,17 +377,23 @@ impl SessionManager {
     }
 
     /// Serves viewers until `shutdown` fires, then ends every call with `bye`.
+    /// Every `heartbeat`, reports the viewer count to `on_heartbeat` from
+    /// this loop, so a watchdog fed there notices when the loop hangs.
     pub async fn run(
         mut self,
         inbound: async_channel::Receiver<Inbound>,
         shutdown: async_channel::Receiver<()>,
+        heartbeat: Duration,
+        mut on_heartbeat: impl FnMut(usize),
     ) {
         enum Wake {
             Inbound(Inbound),
             Event(SessionEvent),
             StatusDue,
+            Heartbeat,
             Shutdown,
         }
+        let mut next_heartbeat = Instant::now();
         loop {
             let status_due = self.status_due();
             let wake = async { inbound.recv().await.map_or(Wake::Shutdown, Wake::Inbound) }
@@ -407,6 +413,10 @@ impl SessionManager {
                     }
                 })
                 .or(async {
+                    smol::Timer::at(next_heartbeat).await;
+                    Wake::Heartbeat
+                })
+                .or(async {
                     let _ = shutdown.recv().await;
                     Wake::Shutdown
                 })
@@ -415,6 +425,10 @@ impl SessionManager {
                 Wake::Inbound(message) => self.on_inbound(message),
                 Wake::Event(event) => self.on_session_event(event),
                 Wake::StatusDue => self.publish_status(Instant::now()),
+                Wake::Heartbeat => {
+                    on_heartbeat(self.table.viewers());
+                    next_heartbeat = Instant::now() + heartbeat;
+                }
                 Wake::Shutdown => break,
             }
         }

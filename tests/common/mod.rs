@@ -1,0 +1,79 @@
+//! What the Rust end-to-end tests share: free ports, scratch directories and
+//! the daemon binary started with a config, killed (log printed on failure)
+//! when dropped.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scratch directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory under the system's temp dir, unique to `tag`.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "peercam-test-{}-{tag}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The daemon under test; killed when dropped, its log printed if the test failed.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: TempDir,
+}
+
+impl Daemon {
+    /// Runs `peercam run` on `config` (TOML text) with extra environment `env`.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let path = dir.0.join("peercam.toml");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_peercam"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Daemon { child, dir }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let mut log = String::new();
+            if let Some(stderr) = self.child.stderr.as_mut() {
+                let _ = stderr.read_to_string(&mut log);
+            }
+            eprintln!("--- daemon log ---\n{log}");
+        }
+    }
+}
