@@ -6,6 +6,8 @@
 //! [`daemon`] wires them together; [`config`] is the one TOML file.
 
 pub mod backoff;
+pub mod board;
+pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod http;

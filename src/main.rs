@@ -22,6 +22,12 @@ enum Command {
         #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
         config: PathBuf,
     },
+    /// Check that this machine has what the configuration needs, with fixes.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,15 @@ fn main() -> ExitCode {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Check { config } => {
+            let findings = peercam::check::run(&config);
+            print!("{}", peercam::check::render(&config, &findings));
+            if peercam::check::failed(&findings) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
     }

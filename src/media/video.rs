@@ -2,6 +2,7 @@
 //! appsink that hands whole H.264 access units to the fan-out. The pipeline
 //! runs on its own thread and is rebuilt with capped backoff if it dies.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -133,20 +134,8 @@ pub fn probe_v4l2_format(config: &VideoConfig) -> anyhow::Result<InputFormat> {
     if config.input_format != InputFormat::Auto {
         return Ok(config.input_format);
     }
-    let src = gst::ElementFactory::make("v4l2src")
-        .property("device", config.device.to_string_lossy().as_ref())
-        .build()
-        .context("GStreamer element `v4l2src` is missing: install gstreamer1.0-plugins-good")?;
-    src.set_state(gst::State::Ready).map_err(|_| {
-        anyhow!(
-            "camera {} cannot be opened (missing, or busy in another program?)",
-            config.device.display()
-        )
-    })?;
-    let caps = src.static_pad("src").map(|pad| pad.query_caps(None));
-    let _ = src.set_state(gst::State::Null);
-    let caps = caps.ok_or_else(|| anyhow!("v4l2src has no source pad"))?;
-    let offers = |name: &str| caps.iter().any(|s| s.name() == name);
+    let formats = camera_formats(&config.device)?;
+    let offers = |name: &str| formats.iter().any(|f| f == name);
     Ok(if offers("video/x-h264") {
         InputFormat::H264
     } else if offers("image/jpeg") {
@@ -154,6 +143,28 @@ pub fn probe_v4l2_format(config: &VideoConfig) -> anyhow::Result<InputFormat> {
     } else {
         InputFormat::Raw
     })
+}
+
+/// The media types (`video/x-h264`, `image/jpeg`, `video/x-raw`, ...) a
+/// V4L2 capture device offers, without starting a capture.
+pub fn camera_formats(device: &Path) -> anyhow::Result<Vec<String>> {
+    gst::init().context("GStreamer failed to initialise")?;
+    let src = gst::ElementFactory::make("v4l2src")
+        .property("device", device.to_string_lossy().as_ref())
+        .build()
+        .context("GStreamer element `v4l2src` is missing: install gstreamer1.0-plugins-good")?;
+    src.set_state(gst::State::Ready).map_err(|_| {
+        anyhow!(
+            "camera {} cannot be opened (missing, not a capture device, or busy in another program?)",
+            device.display()
+        )
+    })?;
+    let caps = src.static_pad("src").map(|pad| pad.query_caps(None));
+    let _ = src.set_state(gst::State::Null);
+    let caps = caps.ok_or_else(|| anyhow!("v4l2src has no source pad"))?;
+    let mut formats: Vec<String> = caps.iter().map(|s| s.name().to_string()).collect();
+    formats.dedup();
+    Ok(formats)
 }
 
 /// Resolves the launch line for `config` on this machine and checks that
@@ -178,7 +189,8 @@ pub fn resolve_pipeline(config: &VideoConfig) -> anyhow::Result<String> {
     Ok(description)
 }
 
-fn source_name(kind: SourceKind) -> &'static str {
+/// The name of `kind` as written in the config file.
+pub fn source_name(kind: SourceKind) -> &'static str {
     match kind {
         SourceKind::Test => "test",
         SourceKind::V4l2 => "v4l2",

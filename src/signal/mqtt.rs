@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Transport};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Transport,
+};
 
 use crate::backoff::Backoff;
 use crate::config::MqttConfig;
@@ -105,20 +107,13 @@ impl MqttLink {
         topics: &Topics,
         status: Vec<u8>,
     ) -> anyhow::Result<(MqttLink, async_channel::Receiver<Inbound>)> {
-        let mut options = options_for(broker_url, client_id)?;
-        options
-            .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
-            .set_clean_session(true)
-            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-            .set_last_will(LastWill::new(
-                topics.status(),
-                protocol::offline_status(),
-                QoS::AtLeastOnce,
-                true,
-            ));
-        if let Some(user) = &config.username {
-            options.set_credentials(user, config.password.clone().unwrap_or_default());
-        }
+        let mut options = connect_options(config, broker_url, client_id)?;
+        options.set_last_will(LastWill::new(
+            topics.status(),
+            protocol::offline_status(),
+            QoS::AtLeastOnce,
+            true,
+        ));
         let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
         let shared = Arc::new(Shared {
             status_topic: topics.status(),
@@ -242,7 +237,8 @@ async fn run(
                 if was_online {
                     tracing::warn!("MQTT connection to {broker} lost: {e}; retrying in {delay:?}");
                 } else {
-                    tracing::warn!("MQTT broker {broker} unreachable: {e}; retrying in {delay:?}");
+                    let failure = ConnectFailure::from_error(&e);
+                    tracing::warn!("MQTT broker {broker}: {failure}; retrying in {delay:?}");
                 }
                 tokio::select! {
                     _ = &mut stop => break,
@@ -268,6 +264,93 @@ async fn run(
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
     }
+}
+
+/// Why a connection to the broker did not come up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// The broker answered and refused us (credentials, client id, ACL).
+    Refused(String),
+    /// No MQTT answer: wrong address, port, scheme, TLS, or broker down.
+    Unreachable(String),
+}
+
+impl ConnectFailure {
+    fn from_error(error: &ConnectionError) -> Self {
+        match error {
+            ConnectionError::ConnectionRefused(code) => {
+                ConnectFailure::Refused(format!("{code:?}"))
+            }
+            other => ConnectFailure::Unreachable(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectFailure::Refused(code) => write!(
+                f,
+                "refused the connection ({code}): check mqtt.username and mqtt.password or password_file"
+            ),
+            ConnectFailure::Unreachable(e) => write!(f, "unreachable: {e}"),
+        }
+    }
+}
+
+/// Connects once to the broker of `config` at `broker_url` and hangs up:
+/// whether it is reachable and accepts the credentials (`peercam check`).
+pub fn probe(
+    config: &MqttConfig,
+    broker_url: &str,
+    client_id: &str,
+    timeout: Duration,
+) -> anyhow::Result<Result<(), ConnectFailure>> {
+    let options = connect_options(config, broker_url, client_id)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(async {
+        let (client, mut eventloop) = AsyncClient::new(options, 4);
+        let outcome = tokio::time::timeout(timeout, async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(ConnectFailure::from_error(&e)),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectFailure::Unreachable(format!(
+                "no answer within {timeout:?}"
+            )))
+        });
+        if outcome.is_ok() {
+            let _ = client.try_disconnect();
+            let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+        }
+        outcome
+    }))
+}
+
+/// Connection options for `config` at `broker_url`: transport, keep-alive,
+/// packet size and credentials.
+fn connect_options(
+    config: &MqttConfig,
+    broker_url: &str,
+    client_id: &str,
+) -> anyhow::Result<MqttOptions> {
+    let mut options = options_for(broker_url, client_id)?;
+    options
+        .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
+        .set_clean_session(true)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    if let Some(user) = &config.username {
+        options.set_credentials(user, config.password.clone().unwrap_or_default());
+    }
+    Ok(options)
 }
 
 /// MQTT options for a broker URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`).

@@ -1,0 +1,396 @@
+//! `peercam check`: probes what the configuration needs on this machine
+//! (config, cameras, GStreamer elements, audio, network, broker, board) and
+//! prints a checklist with a fix for every problem.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::board;
+use crate::config::{Config, SourceKind};
+use crate::media::video;
+use crate::rtc::net;
+use crate::signal::mqtt::{self, ConnectFailure};
+
+/// How long the broker gets to answer.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Worth knowing; the configuration does not need it.
+    Warn,
+    /// The configuration needs this and it is missing or broken.
+    Fail,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Outcome.
+    pub level: Level,
+    /// What was checked, one word.
+    pub topic: &'static str,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it, for warnings and failures.
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(topic: &'static str, detail: impl Into<String>) -> Self {
+        Finding {
+            level: Level::Ok,
+            topic,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn problem(
+        level: Level,
+        topic: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Finding {
+            level,
+            topic,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The checklist as printed.
+pub fn render(config_path: &Path, findings: &[Finding]) -> String {
+    let mut out = format!("peercam check: {}\n", config_path.display());
+    for f in findings {
+        let mark = match f.level {
+            Level::Ok => "[ ok ]",
+            Level::Warn => "[warn]",
+            Level::Fail => "[FAIL]",
+        };
+        let _ = writeln!(out, "{mark} {:<10} {}", f.topic, f.detail);
+        if let Some(fix) = &f.fix {
+            let _ = writeln!(out, "       {:<10} fix: {fix}", "");
+        }
+    }
+    let failures = findings.iter().filter(|f| f.level == Level::Fail).count();
+    let _ = match failures {
+        0 => writeln!(out, "everything the configuration needs is here"),
+        1 => writeln!(out, "1 problem"),
+        n => writeln!(out, "{n} problems"),
+    };
+    out
+}
+
+/// Whether any finding is a failure (the exit code is then non-zero).
+pub fn failed(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.level == Level::Fail)
+}
+
+/// Runs every check for the configuration at `config_path`.
+pub fn run(config_path: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(config) => {
+            findings.push(Finding::ok(
+                "config",
+                format!(
+                    "valid: device \"{}\", video source `{}` {}x{} at {} fps",
+                    config.device.id,
+                    video::source_name(config.video.source),
+                    config.video.width,
+                    config.video.height,
+                    config.video.fps
+                ),
+            ));
+            Some(config)
+        }
+        Err(e) => {
+            findings.push(Finding::problem(
+                Level::Fail,
+                "config",
+                e.to_string(),
+                "correct the key named above; config/peercam.toml documents every key",
+            ));
+            None
+        }
+    };
+    let needs_camera = config
+        .as_ref()
+        .is_some_and(|c| matches!(c.video.source, SourceKind::V4l2 | SourceKind::PiHw));
+    findings.extend(check_cameras(needs_camera));
+    if let Some(config) = &config {
+        findings.extend(check_video(config));
+        findings.push(check_network(config));
+        findings.push(check_broker(config));
+    }
+    findings.push(check_audio());
+    findings.push(check_board());
+    findings
+}
+
+fn check_cameras(needed: bool) -> Vec<Finding> {
+    let mut nodes: Vec<_> = std::fs::read_dir("/sys/class/video4linux")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("video"))
+        .collect();
+    nodes.sort();
+    if nodes.is_empty() {
+        let level = if needed { Level::Fail } else { Level::Ok };
+        let detail = "no V4L2 camera nodes (/dev/video*)";
+        return vec![if needed {
+            Finding::problem(
+                level,
+                "camera",
+                detail,
+                "connect the camera; a CSI camera on Raspberry Pi OS needs \
+                 camera_auto_detect=1 in /boot/firmware/config.txt and a reboot",
+            )
+        } else {
+            Finding::ok(
+                "camera",
+                format!("{detail}; the configured source needs none"),
+            )
+        }];
+    }
+    nodes
+        .iter()
+        .map(|node| {
+            let name = std::fs::read_to_string(format!("/sys/class/video4linux/{node}/name"))
+                .unwrap_or_default();
+            let device = Path::new("/dev").join(node);
+            let formats = video::camera_formats(&device)
+                .map(|f| f.join(", "))
+                .unwrap_or_else(|_| "not a capture device, or busy".into());
+            Finding::ok(
+                "camera",
+                format!("{} \"{}\": {formats}", device.display(), name.trim()),
+            )
+        })
+        .collect()
+}
+
+fn check_video(config: &Config) -> Vec<Finding> {
+    let format = if config.video.source == SourceKind::V4l2 {
+        match video::probe_v4l2_format(&config.video) {
+            Ok(format) => format,
+            Err(e) => {
+                return vec![Finding::problem(
+                    Level::Fail,
+                    "camera",
+                    format!("{e:#}"),
+                    "check `video.device`, that the camera is plugged in, and that no \
+                     other program (another peercam?) holds it",
+                )];
+            }
+        }
+    } else {
+        config.video.input_format
+    };
+    if let Err(e) = gstreamer::init() {
+        return vec![Finding::problem(
+            Level::Fail,
+            "gstreamer",
+            format!("GStreamer failed to initialise: {e}"),
+            "install gstreamer1.0-plugins-base",
+        )];
+    }
+    let hw_encoder = gstreamer::ElementFactory::find("v4l2h264enc").is_some();
+    let description = video::pipeline_description(&config.video, format, hw_encoder);
+    let missing = video::missing_elements(&description);
+    if missing.is_empty() {
+        return vec![Finding::ok(
+            "gstreamer",
+            format!(
+                "every element is installed: {}",
+                video::elements_in(&description).join(", ")
+            ),
+        )];
+    }
+    missing
+        .iter()
+        .map(|element| {
+            Finding::problem(
+                Level::Fail,
+                "gstreamer",
+                format!(
+                    "element `{element}` is missing (video source `{}`)",
+                    video::source_name(config.video.source)
+                ),
+                video::install_hint(element),
+            )
+        })
+        .collect()
+}
+
+fn check_network(config: &Config) -> Finding {
+    let all = match net::interface_addrs() {
+        Ok(all) => all,
+        Err(e) => {
+            return Finding::problem(
+                Level::Fail,
+                "network",
+                format!("cannot list network interfaces: {e}"),
+                "run on a machine with a network interface",
+            );
+        }
+    };
+    let chosen = net::select_addrs(&all, &config.webrtc.interfaces);
+    if chosen.is_empty() {
+        Finding::problem(
+            Level::Fail,
+            "network",
+            format!(
+                "no address matches webrtc.interfaces {:?}",
+                config.webrtc.interfaces
+            ),
+            "list an interface that is up (see `ip -br addr`), or leave webrtc.interfaces empty",
+        )
+    } else {
+        let list: Vec<String> = chosen.iter().map(ToString::to_string).collect();
+        Finding::ok("network", format!("media on {}", list.join(", ")))
+    }
+}
+
+fn check_broker(config: &Config) -> Finding {
+    if config.mqtt.broker == "embedded" {
+        let embedded = &config.mqtt.embedded;
+        for addr in [embedded.listen, embedded.ws_listen] {
+            if let Err(e) = TcpListener::bind(addr) {
+                return Finding::problem(
+                    Level::Fail,
+                    "broker",
+                    format!("the embedded broker cannot listen on {addr}: {e}"),
+                    "stop what uses that port (a running peercam or Mosquitto?) or change \
+                     mqtt.embedded.listen / ws_listen",
+                );
+            }
+        }
+        return Finding::ok(
+            "broker",
+            format!(
+                "embedded broker can listen on {} and {}",
+                embedded.listen, embedded.ws_listen
+            ),
+        );
+    }
+    let url = &config.mqtt.broker;
+    let client_id = format!("peercam-{}-check", config.device.id);
+    match mqtt::probe(&config.mqtt, url, &client_id, BROKER_TIMEOUT) {
+        Ok(Ok(())) => Finding::ok("broker", format!("{url} reachable, login accepted")),
+        Ok(Err(failure @ ConnectFailure::Refused(_))) => Finding::problem(
+            Level::Fail,
+            "broker",
+            format!("{url} {failure}"),
+            "set mqtt.username and mqtt.password_file to an account the broker accepts \
+             (Mosquitto: mosquitto_passwd)",
+        ),
+        Ok(Err(failure)) => Finding::problem(
+            Level::Fail,
+            "broker",
+            format!("{url} {failure}"),
+            "check the host, port and scheme of mqtt.broker and that the broker runs \
+             (ws:// and wss:// need a WebSocket listener)",
+        ),
+        Err(e) => Finding::problem(
+            Level::Fail,
+            "broker",
+            format!("{e:#}"),
+            "write mqtt.broker as mqtt://, mqtts://, ws:// or wss://host:port",
+        ),
+    }
+}
+
+fn check_audio() -> Finding {
+    let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
+    let names: Vec<&str> = cards
+        .lines()
+        .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::trim)
+        .collect();
+    if names.is_empty() {
+        Finding::problem(
+            Level::Warn,
+            "audio",
+            "no ALSA sound cards (/proc/asound/cards)",
+            "only doorbell audio needs one: add a USB sound card or an audio HAT",
+        )
+    } else {
+        Finding::ok("audio", names.join("; "))
+    }
+}
+
+fn check_board() -> Finding {
+    match board::read_model(Path::new(board::MODEL_PATH)) {
+        Some(model) => match board::profile_for_model(&model) {
+            Some(profile) => Finding::ok(
+                "board",
+                format!(
+                    "{model}: profile board/{} ({})",
+                    profile.file, profile.summary
+                ),
+            ),
+            None => Finding::ok(
+                "board",
+                format!("{model}: no dedicated profile; board/usb-uvc.toml suits a USB webcam"),
+            ),
+        },
+        None => Finding::ok(
+            "board",
+            "no device tree (not a Raspberry Pi): board/usb-uvc.toml suits a USB webcam",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_fixes_under_problems_and_counts_failures() {
+        let findings = vec![
+            Finding::ok("config", "valid"),
+            Finding::problem(Level::Warn, "audio", "no cards", "add one"),
+            Finding::problem(Level::Fail, "broker", "refused", "fix the password"),
+        ];
+        let text = render(Path::new("p.toml"), &findings);
+        let indent = " ".repeat(18);
+        assert_eq!(
+            text,
+            format!(
+                "peercam check: p.toml\n\
+                 [ ok ] config     valid\n\
+                 [warn] audio      no cards\n\
+                 {indent}fix: add one\n\
+                 [FAIL] broker     refused\n\
+                 {indent}fix: fix the password\n\
+                 1 problem\n"
+            )
+        );
+        assert!(failed(&findings));
+        assert!(!failed(&findings[..2]));
+    }
+
+    #[test]
+    fn a_broken_config_fails_with_its_line() {
+        let dir = std::env::temp_dir().join(format!("peercam-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[device]\nid = \"x\"\n[video]\nfps = 0\n").unwrap();
+        let findings = run(&path);
+        let config = &findings[0];
+        assert_eq!((config.topic, config.level), ("config", Level::Fail));
+        assert!(config.detail.contains("bad.toml:4"), "{}", config.detail);
+        assert!(failed(&findings));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
