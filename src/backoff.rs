@@ -1,7 +1,8 @@
 //! Capped exponential backoff with jitter, for reconnecting to the broker
 //! and restarting the camera pipeline.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Delays that double from `first` up to `max`, each jittered to 50–100 %.
 #[derive(Debug, Clone)]
@@ -31,6 +32,18 @@ impl Backoff {
     /// Start again from the first delay, after a success.
     pub fn reset(&mut self) {
         self.current = self.first;
+    }
+}
+
+/// Sleeps `delay` in short steps, returning early once `stop` is set, so a
+/// thread waiting to retry still stops promptly.
+pub fn sleep_unless_stopped(delay: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + delay;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 

@@ -53,6 +53,10 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     /// The built-in web viewer.
     pub http: HttpConfig,
+    /// Microphone, speaker and talk-back.
+    pub audio: AudioConfig,
+    /// The doorbell button and the local control socket.
+    pub doorbell: DoorbellConfig,
 }
 
 /// `[device]`
@@ -315,6 +319,79 @@ impl HttpConfig {
     }
 }
 
+/// `[audio]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// Send the microphone to viewers (and, with `talkback`, play theirs).
+    pub enabled: bool,
+    /// ALSA capture device (the microphone).
+    pub capture_device: String,
+    /// ALSA playback device (the speaker) for talk-back.
+    pub playback_device: String,
+    /// Whether viewers may talk back through the speaker.
+    pub talkback: bool,
+    /// Opus bitrate of the microphone stream, in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Reserve the talk-back jitter buffer builds before playing, in ms.
+    pub jitter_ms: u64,
+    /// Cancel the speaker's echo in the microphone (GStreamer `webrtcdsp`).
+    pub echo_cancel: bool,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            enabled: false,
+            capture_device: "default".into(),
+            playback_device: "default".into(),
+            talkback: true,
+            bitrate_kbps: 32,
+            jitter_ms: 60,
+            echo_cancel: false,
+        }
+    }
+}
+
+impl AudioConfig {
+    /// The `audio` value of the status: what a viewer can do with audio.
+    pub fn direction(&self) -> Option<&'static str> {
+        match (self.enabled, self.talkback) {
+            (false, _) => None,
+            (true, true) => Some("sendrecv"),
+            (true, false) => Some("sendonly"),
+        }
+    }
+}
+
+/// `[doorbell]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoorbellConfig {
+    /// GPIO character device of the button.
+    pub gpio_chip: PathBuf,
+    /// Line offset of the button on `gpio_chip`; unset means no button.
+    pub gpio_line: Option<u32>,
+    /// The button pulls the line low when pressed.
+    pub active_low: bool,
+    /// A level must hold this long to count, in ms.
+    pub debounce_ms: u64,
+    /// Unix socket for `peercam ring`; empty turns it off.
+    pub control_socket: PathBuf,
+}
+
+impl Default for DoorbellConfig {
+    fn default() -> Self {
+        DoorbellConfig {
+            gpio_chip: "/dev/gpiochip0".into(),
+            gpio_line: None,
+            active_low: true,
+            debounce_ms: 30,
+            control_socket: "/run/peercam/control.sock".into(),
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -466,6 +543,28 @@ impl Config {
                 );
             }
         }
+        let audio = &self.audio;
+        if audio.capture_device.trim().is_empty() {
+            return err(
+                "audio.capture_device",
+                "must name an ALSA device, e.g. \"default\" or \"plughw:1,0\"",
+            );
+        }
+        if audio.playback_device.trim().is_empty() {
+            return err(
+                "audio.playback_device",
+                "must name an ALSA device, e.g. \"default\" or \"plughw:1,0\"",
+            );
+        }
+        if !(6..=510).contains(&audio.bitrate_kbps) {
+            return err("audio.bitrate_kbps", "must be between 6 and 510 (Opus)");
+        }
+        if !(20..=500).contains(&audio.jitter_ms) {
+            return err("audio.jitter_ms", "must be between 20 and 500");
+        }
+        if !(1..=1000).contains(&self.doorbell.debounce_ms) {
+            return err("doorbell.debounce_ms", "must be between 1 and 1000");
+        }
         if !self.http.listen.is_empty() && self.http.listen_addr().is_none() {
             return err(
                 "http.listen",
@@ -563,6 +662,17 @@ mod tests {
             "connect_timeout_secs",
             "ice_servers",
             "broker_url",
+            "enabled",
+            "capture_device",
+            "playback_device",
+            "talkback",
+            "jitter_ms",
+            "echo_cancel",
+            "gpio_chip",
+            "gpio_line",
+            "active_low",
+            "debounce_ms",
+            "control_socket",
         ] {
             assert!(
                 commented.contains(&format!("{key} =")) || commented.contains(&format!("{key}]")),
@@ -654,6 +764,15 @@ listen = ""
             ),
             ("[webrtc]\nport_range = \"9-1\"\n", 2, "webrtc.port_range"),
             ("[http]\nlisten = \"everywhere\"\n", 2, "http.listen"),
+            ("[audio]\nbitrate_kbps = 1000\n", 2, "audio.bitrate_kbps"),
+            ("[audio]\n\njitter_ms = 5\n", 3, "audio.jitter_ms"),
+            (
+                "[audio]\ncapture_device = \"\"\n",
+                2,
+                "audio.capture_device",
+            ),
+            ("[doorbell]\ndebounce_ms = 0\n", 2, "doorbell.debounce_ms"),
+            ("[doorbell]\ngpio_line = -1\n", 2, "doorbell.gpio_line"),
             (
                 "[[webrtc.ice_servers]]\nurls = [\"http://x\"]\n",
                 0,

@@ -1,18 +1,22 @@
-//! `peercam run`: starts the parts in data-flow order (source, broker link,
-//! session manager, web viewer) and stops them in reverse on SIGINT/SIGTERM;
-//! tells systemd when it is ready and that its main loop is alive.
+//! `peercam run`: starts the parts in data-flow order (camera, microphone
+//! and speaker, broker link, doorbell, session manager, web viewer) and
+//! stops them in reverse on SIGINT/SIGTERM; tells systemd when it is ready
+//! and that its main loop is alive.
 
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 
-use crate::config::Config;
+use crate::config::{AudioConfig, Config};
+use crate::media::audio::capture::{AudioSource, CaptureSettings};
+use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
 use crate::media::video::{self, VideoSource};
+use crate::rtc::driver::SessionMedia;
 use crate::rtc::net;
-use crate::rtc::session::SessionLimits;
+use crate::rtc::session::{AudioCaps, SessionLimits};
 use crate::service::{self, Health, ServiceNotifier};
-use crate::signal::manager::{ManagerSetup, SessionManager};
+use crate::signal::manager::{ManagerInputs, ManagerSetup, SessionManager};
 use crate::signal::mqtt::MqttLink;
 use crate::signal::outbox::Outbox;
 use crate::signal::protocol::{self, Topics};
@@ -26,9 +30,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     .context("cannot install the signal handler")?;
 
     let description = video::resolve_pipeline(&config.video)?;
-    let fanout = Fanout::new();
-    let _video = VideoSource::start(description, fanout.clone())
-        .context("the video source did not start")?;
+    let video = Fanout::new();
+    let _camera =
+        VideoSource::start(description, video.clone()).context("the video source did not start")?;
+    let audio_caps = audio_caps(&config.audio);
+    let audio = Fanout::new();
+    let _microphone = if audio_caps.send {
+        Some(AudioSource::start(
+            capture_settings(&config.audio),
+            audio.clone(),
+        )?)
+    } else {
+        None
+    };
+    let (voice_tx, voice_rx) = async_channel::bounded(16);
+    let (_speaker, talkback) = start_speaker(&config.audio, audio_caps, voice_tx)?;
 
     let local_ips = net::select_addrs(&net::interface_addrs()?, &config.webrtc.interfaces);
     if local_ips.is_empty() {
@@ -52,6 +68,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         ports: config.webrtc.ports(),
         public_ice_servers: config.webrtc.public_ice_servers(),
         private_ice_servers: config.webrtc.private_ice_servers(),
+        audio: audio_caps,
     };
     let client_id = config
         .mqtt
@@ -67,7 +84,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         initial_status,
     )?;
     let outbox = Outbox::new(topics.clone(), link.handle());
-    let manager = SessionManager::new(setup, topics, outbox, fanout);
+    let media = SessionMedia {
+        video,
+        audio,
+        talkback,
+    };
+    let manager = SessionManager::new(setup, topics, outbox, media);
+    let (commands_tx, commands) = async_channel::bounded(8);
+    if let Err(e) = crate::doorbell::start(&config.doorbell, commands_tx.clone()) {
+        tracing::error!("the doorbell button is not watched: {e:#}");
+    }
+    let socket = &config.doorbell.control_socket;
+    if !socket.as_os_str().is_empty()
+        && let Err(e) = crate::control::start(socket, commands_tx)
+    {
+        tracing::warn!("`peercam ring` will not work: {e:#}");
+    }
 
     if let Some(addr) = config.http.listen_addr() {
         let bound = crate::http::start(addr)?;
@@ -75,7 +107,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut notifier = ServiceNotifier::from_env();
     let mqtt = link.handle();
-    smol::block_on(manager.run(inbound, shutdown_rx, service::TICK, |viewers| {
+    let inputs = ManagerInputs {
+        inbound,
+        commands,
+        voice: voice_rx,
+        shutdown: shutdown_rx,
+    };
+    smol::block_on(manager.run(inputs, service::TICK, |viewers| {
         notifier.tick(Health {
             viewers,
             broker_online: mqtt.is_online(),
@@ -85,6 +123,40 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("stopping");
     drop(link);
     Ok(())
+}
+
+/// What the configured audio lets calls do.
+fn audio_caps(audio: &AudioConfig) -> AudioCaps {
+    AudioCaps {
+        send: audio.enabled,
+        receive: audio.enabled && audio.talkback,
+    }
+}
+
+fn capture_settings(audio: &AudioConfig) -> CaptureSettings {
+    CaptureSettings {
+        device: audio.capture_device.clone(),
+        bitrate: audio.bitrate_kbps as i32 * 1000,
+        echo_cancel: audio.echo_cancel,
+    }
+}
+
+/// Starts the talk-back player when calls may talk back.
+fn start_speaker(
+    audio: &AudioConfig,
+    caps: AudioCaps,
+    voice: async_channel::Sender<std::sync::Arc<str>>,
+) -> anyhow::Result<(Option<Player>, Option<Talkback>)> {
+    if !caps.receive {
+        return Ok((None, None));
+    }
+    let settings = PlaybackSettings {
+        device: audio.playback_device.clone(),
+        jitter_target: std::time::Duration::from_millis(audio.jitter_ms),
+        echo_cancel: audio.echo_cancel,
+    };
+    let (player, talkback) = Player::start(settings, voice)?;
+    Ok((Some(player), Some(talkback)))
 }
 
 /// The broker URL the daemon connects to, starting the embedded broker if asked.

@@ -28,6 +28,15 @@ enum Command {
         #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
         config: PathBuf,
     },
+    /// Ring the doorbell of the running daemon (through its control socket).
+    Ring {
+        /// Configuration file naming the control socket.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+        /// The control socket, instead of the one the configuration names.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +64,33 @@ fn main() -> ExitCode {
                 }
             };
             match peercam::daemon::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Ring { config, socket } => {
+            let socket = match socket {
+                Some(socket) => socket,
+                None => match Config::load(&config) {
+                    Ok(loaded) if loaded.doorbell.control_socket.as_os_str().is_empty() => {
+                        eprintln!(
+                            "error: {}: `doorbell.control_socket` is empty, so the daemon \
+                             listens for no commands",
+                            config.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                    Ok(loaded) => loaded.doorbell.control_socket,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            match peercam::control::send(&socket, "ring") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -18,6 +18,8 @@ pub trait Frame: Clone {
 pub struct Fanout<T> {
     subscribers: Mutex<Subscribers<T>>,
     keyframe_wanted: AtomicBool,
+    /// A keyframe was asked for regardless of subscribers (a doorbell ring).
+    keyframe_forced: AtomicBool,
 }
 
 struct Subscribers<T> {
@@ -40,6 +42,7 @@ impl<T: Frame> Fanout<T> {
                 next_id: 0,
             }),
             keyframe_wanted: AtomicBool::new(false),
+            keyframe_forced: AtomicBool::new(false),
         })
     }
 
@@ -85,7 +88,17 @@ impl<T: Frame> Fanout<T> {
             true
         });
         self.keyframe_wanted.store(wanted, Ordering::Relaxed);
-        wanted
+        let forced = !keyframe && self.keyframe_forced.swap(false, Ordering::Relaxed);
+        if keyframe {
+            self.keyframe_forced.store(false, Ordering::Relaxed);
+        }
+        wanted || forced
+    }
+
+    /// Asks the source for a keyframe now, without making any subscriber
+    /// wait for it.
+    pub fn force_keyframe(&self) {
+        self.keyframe_forced.store(true, Ordering::Relaxed);
     }
 
     /// Whether some subscriber waits for a keyframe.
@@ -263,6 +276,20 @@ mod tests {
         drop(sub);
         assert_eq!(fanout.subscriber_count(), 0);
         assert!(!fanout.publish(delta(0)));
+    }
+
+    #[test]
+    fn a_forced_keyframe_is_asked_for_once_and_holds_nobody_back() {
+        let fanout = Fanout::new();
+        let sub = fanout.subscribe(8);
+        fanout.publish(key(0));
+        fanout.force_keyframe();
+        assert!(fanout.publish(delta(1)), "the source is asked");
+        assert!(!fanout.publish(delta(2)), "once");
+        assert_eq!(drain(&sub), [0, 1, 2], "nobody skipped a frame");
+        fanout.force_keyframe();
+        assert!(!fanout.publish(key(3)), "a keyframe came anyway");
+        assert!(!fanout.publish(delta(4)));
     }
 
     #[test]

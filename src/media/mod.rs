@@ -1,5 +1,6 @@
 //! Media sources and their distribution to viewers.
 
+pub mod audio;
 pub mod fanout;
 pub mod video;
 

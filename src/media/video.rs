@@ -16,7 +16,7 @@ use gstreamer_video as gst_video;
 
 use super::EncodedFrame;
 use super::fanout::{Fanout, KeyframeGate};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, sleep_unless_stopped};
 use crate::config::{InputFormat, SourceKind, VideoConfig};
 
 /// Keyframe requests closer together than this are merged into one.
@@ -270,10 +270,7 @@ fn supervise(
         }
         let delay = backoff.next_delay(rand::random());
         tracing::error!("video pipeline failed: {error:#}; restarting in {delay:?}");
-        let until = Instant::now() + delay;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        sleep_unless_stopped(delay, stop);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Drives one [`Session`] on the smol executor: its UDP sockets, its video
-//! subscription, control messages from the session manager, and its timers.
+//! and audio subscriptions, talk-back to the speaker while it holds the
+//! floor, control messages from the session manager, and its timers.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use futures_lite::FutureExt;
 use smol::Async;
 
 use crate::media::EncodedFrame;
+use crate::media::audio::playback::Talkback;
+use crate::media::audio::{OpusPacket, TalkPacket};
 use crate::media::fanout::{Fanout, Subscription};
 use crate::rtc::session::{EndReason, Session, SessionOutput};
 use crate::signal::outbox::{ErrorLimiter, Outbox};
@@ -17,6 +20,8 @@ use crate::signal::protocol::{CandidateInit, DeviceMessage};
 /// Frames queued per viewer before it skips to the next keyframe
 /// (about a second at 30 fps: absorbs a hiccup, never builds latency).
 pub const VIDEO_QUEUE_FRAMES: usize = 30;
+/// Audio packets queued per viewer (200 ms): audio is never worth waiting for.
+pub const AUDIO_QUEUE_PACKETS: usize = 10;
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
 
@@ -27,6 +32,8 @@ pub enum Control {
     Offer(String),
     /// A trickled viewer candidate.
     Candidate(CandidateInit),
+    /// The viewer gained (`true`) or lost the talk-back floor.
+    Floor(bool),
     /// The viewer hung up.
     Bye,
     /// The device is stopping: say `bye` and end.
@@ -69,18 +76,29 @@ pub fn send_local_candidates(outbox: &Outbox, id: &str, session: &Session) {
     );
 }
 
+/// The media every session draws from and feeds.
+#[derive(Clone)]
+pub struct SessionMedia {
+    /// The camera.
+    pub video: Arc<Fanout<EncodedFrame>>,
+    /// The microphone.
+    pub audio: Arc<Fanout<OpusPacket>>,
+    /// The speaker, when the device plays talk-back.
+    pub talkback: Option<Talkback>,
+}
+
 /// Starts the task running session `id`.
 pub fn spawn(
     id: String,
     session: Session,
     sockets: Vec<UdpSocket>,
-    video: Arc<Fanout<EncodedFrame>>,
+    media: SessionMedia,
     control: async_channel::Receiver<Control>,
     events: async_channel::Sender<SessionEvent>,
     outbox: Outbox,
 ) -> smol::Task<()> {
     smol::spawn(async move {
-        let reason = match Driver::new(id.clone(), session, sockets, video, outbox) {
+        let reason = match Driver::new(id.clone(), session, sockets, media, outbox) {
             Ok(mut driver) => driver.run(&control, &events).await,
             Err(e) => format!("socket error: {e}"),
         };
@@ -103,11 +121,17 @@ struct Datagram {
 
 struct Driver {
     id: String,
+    /// The id as talk-back packets carry it.
+    talker: Arc<str>,
     session: Session,
     sockets: Vec<Arc<Async<UdpSocket>>>,
-    fanout: Arc<Fanout<EncodedFrame>>,
+    media: SessionMedia,
     /// Subscribed once connected, so frames are only taken when they can be sent.
     video: Option<Subscription<EncodedFrame>>,
+    /// Subscribed once connected, if the call receives the microphone.
+    audio: Option<Subscription<OpusPacket>>,
+    /// Whether this viewer holds the talk-back floor.
+    holds_floor: bool,
     outbox: Outbox,
     errors: ErrorLimiter,
 }
@@ -117,7 +141,7 @@ impl Driver {
         id: String,
         session: Session,
         sockets: Vec<UdpSocket>,
-        fanout: Arc<Fanout<EncodedFrame>>,
+        media: SessionMedia,
         outbox: Outbox,
     ) -> std::io::Result<Self> {
         let sockets = sockets
@@ -125,11 +149,14 @@ impl Driver {
             .map(|s| Async::new(s).map(Arc::new))
             .collect::<std::io::Result<_>>()?;
         Ok(Driver {
+            talker: Arc::from(id.as_str()),
             id,
             session,
             sockets,
-            fanout,
+            media,
             video: None,
+            audio: None,
+            holds_floor: false,
             outbox,
             errors: ErrorLimiter::default(),
         })
@@ -151,6 +178,7 @@ impl Driver {
             Timer,
             Datagram(Datagram),
             Frame(EncodedFrame),
+            Audio(OpusPacket),
             Control(Control),
             Gone,
         }
@@ -179,6 +207,12 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             })
+            .or(async {
+                match &self.audio {
+                    Some(audio) => audio.recv().await.map_or(Wake::Gone, Wake::Audio),
+                    None => std::future::pending().await,
+                }
+            })
             .await;
             match wake {
                 Wake::Timer => self.session.handle_timeout(Instant::now()),
@@ -191,6 +225,8 @@ impl Driver {
                     }
                 }
                 Wake::Frame(frame) => self.session.write_video(&frame),
+                Wake::Audio(packet) => self.session.write_audio(&packet),
+                Wake::Control(Control::Floor(holds)) => self.holds_floor = holds,
                 Wake::Control(Control::Bye) => {
                     self.session.close();
                     return "the viewer said bye".into();
@@ -258,7 +294,10 @@ impl Driver {
                     }
                 }
                 SessionOutput::Connected => {
-                    self.video = Some(self.fanout.subscribe(VIDEO_QUEUE_FRAMES));
+                    self.video = Some(self.media.video.subscribe(VIDEO_QUEUE_FRAMES));
+                    if self.session.audio_use().send {
+                        self.audio = Some(self.media.audio.subscribe(AUDIO_QUEUE_PACKETS));
+                    }
                     let _ = events
                         .send(SessionEvent {
                             session: self.id.clone(),
@@ -267,6 +306,15 @@ impl Driver {
                         .await;
                 }
                 SessionOutput::KeyframeRequest => self.request_keyframe(),
+                SessionOutput::TalkAudio { rtp_48khz, data } => {
+                    if let (true, Some(talkback)) = (self.holds_floor, &self.media.talkback) {
+                        talkback.play(TalkPacket {
+                            session: Arc::clone(&self.talker),
+                            rtp_48khz,
+                            data,
+                        });
+                    }
+                }
                 SessionOutput::Ended(reason) => return Err(reason),
                 SessionOutput::Timeout(at) => return Ok(at),
             }

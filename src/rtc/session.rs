@@ -15,6 +15,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::media::EncodedFrame;
+use crate::media::audio::OpusPacket;
 use crate::signal::protocol::{CandidateInit, ErrorCode, ErrorReply};
 
 /// Payload types offered for H.264 (constrained baseline, packetization mode 1).
@@ -27,6 +28,25 @@ pub struct SessionLimits {
     pub connect_timeout: Duration,
     /// The session ends after this long without a datagram from the viewer.
     pub peer_timeout: Duration,
+}
+
+/// What the device can do with audio, which bounds every answer's audio m-line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AudioCaps {
+    /// The device has a microphone to send.
+    pub send: bool,
+    /// The device plays talk-back from viewers.
+    pub receive: bool,
+}
+
+/// How the answer's audio m-line was agreed: the offer's wish within the
+/// device's [`AudioCaps`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AudioUse {
+    /// The device sends its microphone on this call.
+    pub send: bool,
+    /// The viewer may send talk-back on this call.
+    pub receive: bool,
 }
 
 /// Why a session ended.
@@ -70,6 +90,13 @@ pub enum SessionOutput {
     Connected,
     /// The viewer asked for a keyframe (PLI/FIR).
     KeyframeRequest,
+    /// An Opus packet of the viewer's microphone arrived.
+    TalkAudio {
+        /// RTP timestamp at 48 kHz.
+        rtp_48khz: u64,
+        /// The Opus packet.
+        data: Arc<[u8]>,
+    },
     /// The session is over; nothing more will come out.
     Ended(EndReason),
     /// Call back no later than this.
@@ -80,6 +107,11 @@ pub enum SessionOutput {
 pub struct Session {
     rtc: Rtc,
     video: Option<(Mid, Pt)>,
+    /// The audio m-line and Opus payload type, once negotiated.
+    audio: Option<(Mid, Pt)>,
+    audio_caps: AudioCaps,
+    audio_use: AudioUse,
+    last_audio_rtp: Option<u64>,
     limits: SessionLimits,
     offered_at: Instant,
     last_heard: Instant,
@@ -101,12 +133,13 @@ impl Session {
         offer: &str,
         local_addrs: &[SocketAddr],
         limits: SessionLimits,
+        audio_caps: AudioCaps,
         now: Instant,
     ) -> Result<(Session, String), ErrorReply> {
         let offer = parse_offer(offer)?;
         let mids = offered_mids(&offer);
-        // Opus is enabled only so the audio m-line can be answered (inactive)
-        // rather than rejected; no audio is sent until two-way audio lands.
+        // Opus is always enabled so an audio m-line is answered (inactive
+        // when the device has no audio) rather than rejected.
         let mut config = Rtc::builder().clear_codecs().enable_opus(true, false);
         for (pt, rtx, profile) in H264_PROFILES {
             config
@@ -137,6 +170,10 @@ impl Session {
         let mut session = Session {
             rtc,
             video: None,
+            audio: None,
+            audio_caps,
+            audio_use: AudioUse::default(),
+            last_audio_rtp: None,
             limits,
             offered_at: now,
             last_heard: now,
@@ -150,7 +187,7 @@ impl Session {
         };
         session.settle(now);
         for mid in mids {
-            session.consider_video_sender(mid);
+            session.consider_media(mid);
         }
         if session.video.is_none() {
             return Err(ErrorReply::new(
@@ -177,18 +214,25 @@ impl Session {
         })?;
         self.settle(now);
         for mid in mids {
-            self.consider_video_sender(mid);
+            self.consider_media(mid);
         }
         Ok(self.finish_answer(answer.to_sdp_string()))
     }
 
-    /// Notes the answer's ICE ufrag and marks audio inactive.
+    /// Notes the answer's ICE ufrag and bounds its audio by the device's caps.
     fn finish_answer(&mut self, sdp: String) -> String {
         self.local_ufrag = sdp
             .lines()
             .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
             .map(|ufrag| ufrag.trim().to_owned());
-        audio_inactive(&sdp)
+        let (sdp, audio_use) = restrict_audio(&sdp, self.audio_caps);
+        self.audio_use = audio_use;
+        sdp
+    }
+
+    /// How audio was agreed on this call.
+    pub fn audio_use(&self) -> AudioUse {
+        self.audio_use
     }
 
     /// Drains what str0m produced during a negotiation, so media changes are
@@ -308,6 +352,28 @@ impl Session {
         }
     }
 
+    /// Sends one Opus frame of the microphone, if this call receives audio.
+    pub fn write_audio(&mut self, packet: &OpusPacket) {
+        let Some((mid, pt)) = self.audio else { return };
+        if !self.audio_use.send || !self.connected || self.ended.is_some() {
+            return;
+        }
+        if self
+            .last_audio_rtp
+            .is_some_and(|last| packet.rtp_48khz <= last)
+        {
+            return;
+        }
+        self.last_audio_rtp = Some(packet.rtp_48khz);
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        let rtp_time = MediaTime::new(packet.rtp_48khz, Frequency::FORTY_EIGHT_KHZ);
+        if let Err(e) = writer.write(pt, packet.captured, rtp_time, Arc::clone(&packet.data)) {
+            self.end(EndReason::Failed(e.to_string()));
+        }
+    }
+
     /// Whether DTLS is connected.
     pub fn is_connected(&self) -> bool {
         self.connected
@@ -381,37 +447,56 @@ impl Session {
                 None
             }
             Event::MediaAdded(added) => {
-                self.consider_video_sender(added.mid);
+                self.consider_media(added.mid);
                 None
             }
             Event::MediaChanged(changed) => {
-                self.consider_video_sender(changed.mid);
+                self.consider_media(changed.mid);
                 None
+            }
+            Event::MediaData(data)
+                if self.audio_use.receive && self.audio.is_some_and(|(mid, _)| mid == data.mid) =>
+            {
+                Some(SessionOutput::TalkAudio {
+                    rtp_48khz: data.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer(),
+                    data: data.data,
+                })
             }
             _ => None,
         }
     }
 
-    /// Takes `mid` as the video m-line if it sends video and agreed on H.264.
-    fn consider_video_sender(&mut self, mid: Mid) {
+    /// Takes `mid` as the video m-line if it sends H.264, or as the audio
+    /// m-line if it agreed on Opus.
+    fn consider_media(&mut self, mid: Mid) {
         let Some(media) = self.rtc.media(mid) else {
             return;
         };
+        if media.kind() == MediaKind::Audio {
+            if self.audio.is_none() {
+                self.audio = self.payload_type(mid, Codec::Opus).map(|pt| (mid, pt));
+            }
+            return;
+        }
         if media.kind() != MediaKind::Video || !media.direction().is_sending() {
             if self.video.is_some_and(|(m, _)| m == mid) {
                 self.video = None;
             }
             return;
         }
-        let pt = self.rtc.writer(mid).and_then(|writer| {
-            writer
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt())
-        });
-        if let Some(pt) = pt {
+        if let Some(pt) = self.payload_type(mid, Codec::H264) {
             self.video = Some((mid, pt));
         }
+    }
+
+    /// The payload type agreed for `codec` on `mid`.
+    fn payload_type(&mut self, mid: Mid, codec: Codec) -> Option<Pt> {
+        self.rtc.writer(mid).and_then(|writer| {
+            writer
+                .payload_params()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
+        })
     }
 
     fn feed(&mut self, input: Input) {
@@ -427,25 +512,43 @@ impl Session {
     }
 }
 
-/// Rewrites the direction of every audio m-line in `sdp` to `inactive`:
-/// this build sends and plays no audio, and says so in the answer.
-fn audio_inactive(sdp: &str) -> String {
+/// Bounds the direction of the answer's audio m-lines by `caps`: str0m
+/// answers with the mirror of the offer, which may promise more than the
+/// device has. The first audio m-line is the one used; any further one is
+/// made inactive. Returns the rewritten SDP and how audio was agreed.
+fn restrict_audio(sdp: &str, caps: AudioCaps) -> (String, AudioUse) {
+    let mut audio_lines = 0;
     let mut in_audio = false;
-    sdp.split_inclusive("\r\n")
+    let mut agreed = AudioUse::default();
+    let rewritten = sdp
+        .split_inclusive("\r\n")
         .map(|line| {
             if line.starts_with("m=") {
                 in_audio = line.starts_with("m=audio");
+                audio_lines += usize::from(in_audio);
             }
-            let is_direction = ["a=sendrecv", "a=sendonly", "a=recvonly"]
-                .iter()
-                .any(|d| line.trim_end() == *d);
-            if in_audio && is_direction {
-                "a=inactive\r\n"
-            } else {
-                line
+            let direction = line.trim_end();
+            if !in_audio
+                || !["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"].contains(&direction)
+            {
+                return line.to_owned();
             }
+            let first = audio_lines == 1;
+            let send = first && caps.send && matches!(direction, "a=sendrecv" | "a=sendonly");
+            let receive = first && caps.receive && matches!(direction, "a=sendrecv" | "a=recvonly");
+            if first {
+                agreed = AudioUse { send, receive };
+            }
+            let bounded = match (send, receive) {
+                (true, true) => "a=sendrecv",
+                (true, false) => "a=sendonly",
+                (false, true) => "a=recvonly",
+                (false, false) => "a=inactive",
+            };
+            format!("{bounded}\r\n")
         })
-        .collect()
+        .collect();
+    (rewritten, agreed)
 }
 
 /// The mids of an offer's m-lines. str0m announces media only once
@@ -504,12 +607,68 @@ mod tests {
     };
 
     fn offer(kinds: &[MediaKind]) -> String {
+        offer_with(
+            &kinds
+                .iter()
+                .map(|k| (*k, Direction::RecvOnly))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn offer_with(media: &[(MediaKind, Direction)]) -> String {
         let mut viewer = Rtc::builder().build(Instant::now());
         let mut change = viewer.sdp_api();
-        for kind in kinds {
-            change.add_media(*kind, Direction::RecvOnly, None, None, None);
+        for (kind, direction) in media {
+            change.add_media(*kind, *direction, None, None, None);
         }
         change.apply().unwrap().0.to_sdp_string()
+    }
+
+    fn audio_direction(answer: &str) -> &str {
+        let audio = &answer[answer.find("m=audio").unwrap()..];
+        audio
+            .lines()
+            .find(|l| ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"].contains(l))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_audio_answer_is_bounded_by_what_the_device_has() {
+        let both = AudioCaps {
+            send: true,
+            receive: true,
+        };
+        let mic_only = AudioCaps {
+            send: true,
+            receive: false,
+        };
+        let cases = [
+            (Direction::SendRecv, both, "a=sendrecv", (true, true)),
+            (Direction::RecvOnly, both, "a=sendonly", (true, false)),
+            (Direction::SendOnly, both, "a=recvonly", (false, true)),
+            (Direction::SendRecv, mic_only, "a=sendonly", (true, false)),
+            (Direction::SendOnly, mic_only, "a=inactive", (false, false)),
+            (
+                Direction::SendRecv,
+                AudioCaps::default(),
+                "a=inactive",
+                (false, false),
+            ),
+        ];
+        for (viewer, caps, expected, (send, receive)) in cases {
+            let sdp = offer_with(&[
+                (MediaKind::Video, Direction::RecvOnly),
+                (MediaKind::Audio, viewer),
+            ]);
+            let (session, answer) =
+                Session::accept(&sdp, &local(), LIMITS, caps, Instant::now()).unwrap();
+            assert_eq!(
+                audio_direction(&answer),
+                expected,
+                "{viewer:?} with {caps:?}"
+            );
+            assert_eq!(session.audio_use(), AudioUse { send, receive });
+        }
     }
 
     fn local() -> Vec<SocketAddr> {
@@ -522,6 +681,7 @@ mod tests {
             &offer(&[MediaKind::Video, MediaKind::Audio]),
             &local(),
             LIMITS,
+            AudioCaps::default(),
             Instant::now(),
         )
         .unwrap();
@@ -549,6 +709,7 @@ mod tests {
             &offer(&[MediaKind::Video]),
             &local(),
             LIMITS,
+            AudioCaps::default(),
             Instant::now(),
         )
         .unwrap();
@@ -575,7 +736,11 @@ mod tests {
     #[test]
     fn refuses_offers_it_cannot_serve() {
         let now = Instant::now();
-        let refused = |sdp: &str| Session::accept(sdp, &local(), LIMITS, now).err().unwrap();
+        let refused = |sdp: &str| {
+            Session::accept(sdp, &local(), LIMITS, AudioCaps::default(), now)
+                .err()
+                .unwrap()
+        };
         assert_eq!(refused("garbage").code, ErrorCode::BadRequest);
         assert_eq!(
             refused(&offer(&[MediaKind::Audio])).code,
@@ -591,8 +756,14 @@ mod tests {
     #[test]
     fn ends_when_not_connected_in_time() {
         let now = Instant::now();
-        let (mut session, _) =
-            Session::accept(&offer(&[MediaKind::Video]), &local(), LIMITS, now).unwrap();
+        let (mut session, _) = Session::accept(
+            &offer(&[MediaKind::Video]),
+            &local(),
+            LIMITS,
+            AudioCaps::default(),
+            now,
+        )
+        .unwrap();
         let deadline = loop {
             if let SessionOutput::Timeout(at) = session.poll_output() {
                 break at;

@@ -9,14 +9,16 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 use futures_lite::FutureExt;
 
-use crate::media::EncodedFrame;
-use crate::media::fanout::Fanout;
-use crate::rtc::driver::{self, Control, SessionEvent, SessionEventKind};
+use crate::control::Command;
+use crate::rtc::driver::{self, Control, SessionEvent, SessionEventKind, SessionMedia};
 use crate::rtc::net;
-use crate::rtc::session::{Session, SessionLimits};
+use crate::rtc::session::{AudioCaps, Session, SessionLimits};
+use crate::signal::floor::{Floor, FloorChange};
 use crate::signal::mqtt::Inbound;
 use crate::signal::outbox::{ErrorLimiter, Outbox};
 use crate::signal::protocol::{
@@ -34,6 +36,8 @@ const EARLY_CANDIDATE_TTL: Duration = Duration::from_secs(10);
 const MAX_ENDED: usize = 256;
 /// The status is republished at most this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How the floor holder is named in plain mode (PROTOCOL.md).
+const PLAIN_HOLDER: &str = "viewer";
 
 /// What to do with one inbound payload.
 #[derive(Debug, PartialEq)]
@@ -51,6 +55,8 @@ pub enum Route {
     },
     /// Hand this to the live session.
     Forward(Control),
+    /// The session asks for (`true`) or releases the talk-back floor.
+    Talk(bool),
     /// Answer with the ICE servers (credentials included).
     SendIceServers,
 }
@@ -65,6 +71,8 @@ struct Pending {
 /// A session whose offer was accepted.
 struct Live {
     connected: bool,
+    /// The call was agreed with audio from the viewer: it may talk back.
+    can_talk: bool,
     last_payload: Option<Bytes>,
     errors: ErrorLimiter,
 }
@@ -140,6 +148,7 @@ impl SessionTable {
                 ViewerMessage::Candidate(c) => Route::Forward(Control::Candidate(c)),
                 ViewerMessage::Bye { .. } => Route::Forward(Control::Bye),
                 ViewerMessage::IceServers => Route::SendIceServers,
+                ViewerMessage::Talk { on } if live.can_talk => Route::Talk(on),
                 ViewerMessage::Talk { .. } => {
                     if live.errors.allow(now, false) {
                         Route::Reply(no_talk_back())
@@ -211,12 +220,20 @@ impl SessionTable {
                     session.to_owned(),
                     Live {
                         connected: false,
+                        can_talk: false,
                         last_payload: Some(payload.clone()),
                         errors: ErrorLimiter::default(),
                     },
                 );
                 Route::Start { sdp, early }
             }
+        }
+    }
+
+    /// The session's call was agreed; `can_talk` if its viewer sends audio.
+    pub fn accepted(&mut self, session: &str, can_talk: bool) {
+        if let Some(live) = self.live.get_mut(session) {
+            live.can_talk = can_talk;
         }
     }
 
@@ -303,7 +320,8 @@ fn no_talk_back() -> DeviceMessage {
     DeviceMessage::Error(ErrorReply::new(
         ErrorCode::Unsupported,
         "talk",
-        "This camera has no talk-back audio.",
+        "This call sends no audio to the camera: it has no talk-back, or the offer's audio \
+         is not sendrecv/sendonly.",
     ))
 }
 
@@ -323,6 +341,8 @@ pub struct ManagerSetup {
     pub public_ice_servers: Vec<IceServer>,
     /// STUN/TURN servers for `ice-servers` replies (with credentials).
     pub private_ice_servers: Vec<IceServer>,
+    /// What the device does with audio.
+    pub audio: AudioCaps,
 }
 
 impl ManagerSetup {
@@ -333,7 +353,11 @@ impl ManagerSetup {
             name: self.name.clone(),
             sealed: false,
             video: vec!["H264".into()],
-            audio: None,
+            audio: match (self.audio.send, self.audio.receive) {
+                (true, true) => Some("sendrecv".into()),
+                (true, false) => Some("sendonly".into()),
+                _ => None,
+            },
             viewers,
             max_viewers: self.max_viewers,
             ice_servers: self.public_ice_servers.clone(),
@@ -341,13 +365,26 @@ impl ManagerSetup {
     }
 }
 
+/// What reaches the manager from outside the signaling path.
+pub struct ManagerInputs {
+    /// Viewer messages from the broker.
+    pub inbound: async_channel::Receiver<Inbound>,
+    /// Commands from the doorbell button and the control socket.
+    pub commands: async_channel::Receiver<Command>,
+    /// Sessions whose voice the speaker just played.
+    pub voice: async_channel::Receiver<Arc<str>>,
+    /// Fires once when the daemon stops.
+    pub shutdown: async_channel::Receiver<()>,
+}
+
 /// Runs the sessions of one device.
 pub struct SessionManager {
     setup: ManagerSetup,
     topics: Topics,
     outbox: Outbox,
-    video: Arc<Fanout<EncodedFrame>>,
+    media: SessionMedia,
     table: SessionTable,
+    floor: Floor,
     controls: HashMap<String, async_channel::Sender<Control>>,
     events_tx: async_channel::Sender<SessionEvent>,
     events_rx: async_channel::Receiver<SessionEvent>,
@@ -355,20 +392,16 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
-    /// A manager publishing through `outbox` and sending `video` to viewers.
-    pub fn new(
-        setup: ManagerSetup,
-        topics: Topics,
-        outbox: Outbox,
-        video: Arc<Fanout<EncodedFrame>>,
-    ) -> Self {
+    /// A manager publishing through `outbox` and connecting viewers to `media`.
+    pub fn new(setup: ManagerSetup, topics: Topics, outbox: Outbox, media: SessionMedia) -> Self {
         let (events_tx, events_rx) = async_channel::unbounded();
         SessionManager {
             table: SessionTable::new(setup.max_viewers),
+            floor: Floor::default(),
             setup,
             topics,
             outbox,
-            video,
+            media,
             controls: HashMap::new(),
             events_tx,
             events_rx,
@@ -376,13 +409,13 @@ impl SessionManager {
         }
     }
 
-    /// Serves viewers until `shutdown` fires, then ends every call with `bye`.
-    /// Every `heartbeat`, reports the viewer count to `on_heartbeat` from
-    /// this loop, so a watchdog fed there notices when the loop hangs.
+    /// Serves viewers until `inputs.shutdown` fires, then ends every call
+    /// with `bye`. Every `heartbeat`, reports the viewer count to
+    /// `on_heartbeat` from this loop, so a watchdog fed there notices when
+    /// the loop hangs.
     pub async fn run(
         mut self,
-        inbound: async_channel::Receiver<Inbound>,
-        shutdown: async_channel::Receiver<()>,
+        inputs: ManagerInputs,
         heartbeat: Duration,
         mut on_heartbeat: impl FnMut(usize),
     ) {
@@ -390,12 +423,22 @@ impl SessionManager {
             Inbound(Inbound),
             Event(SessionEvent),
             StatusDue,
+            FloorDue,
+            Ring,
+            Voice(Arc<str>),
             Heartbeat,
             Shutdown,
         }
+        let ManagerInputs {
+            inbound,
+            commands,
+            voice,
+            shutdown,
+        } = inputs;
         let mut next_heartbeat = Instant::now();
         loop {
             let status_due = self.status_due();
+            let floor_due = self.floor.deadline();
             let wake = async { inbound.recv().await.map_or(Wake::Shutdown, Wake::Inbound) }
                 .or(async {
                     self.events_rx
@@ -413,6 +456,27 @@ impl SessionManager {
                     }
                 })
                 .or(async {
+                    match floor_due {
+                        Some(at) => {
+                            smol::Timer::at(at).await;
+                            Wake::FloorDue
+                        }
+                        None => std::future::pending().await,
+                    }
+                })
+                .or(async {
+                    match commands.recv().await {
+                        Ok(Command::Ring) => Wake::Ring,
+                        Err(_) => std::future::pending().await,
+                    }
+                })
+                .or(async {
+                    match voice.recv().await {
+                        Ok(session) => Wake::Voice(session),
+                        Err(_) => std::future::pending().await,
+                    }
+                })
+                .or(async {
                     smol::Timer::at(next_heartbeat).await;
                     Wake::Heartbeat
                 })
@@ -425,6 +489,14 @@ impl SessionManager {
                 Wake::Inbound(message) => self.on_inbound(message),
                 Wake::Event(event) => self.on_session_event(event),
                 Wake::StatusDue => self.publish_status(Instant::now()),
+                Wake::FloorDue => {
+                    if let Some(change) = self.floor.expire(Instant::now()) {
+                        tracing::info!("talk-back floor taken back after silence");
+                        self.announce_floor(change);
+                    }
+                }
+                Wake::Ring => self.ring(),
+                Wake::Voice(session) => self.floor.voice(&session, Instant::now()),
                 Wake::Heartbeat => {
                     on_heartbeat(self.table.viewers());
                     next_heartbeat = Instant::now() + heartbeat;
@@ -460,6 +532,54 @@ impl SessionManager {
                 }
             }
             Route::Start { sdp, early } => self.start_session(session, &sdp, early, now),
+            Route::Talk(on) => {
+                let (reply, change) = self.floor.talk(&session, PLAIN_HOLDER, on, now);
+                self.outbox.send(
+                    &session,
+                    &DeviceMessage::Talk {
+                        granted: reply.granted,
+                        holder: reply.holder,
+                    },
+                );
+                if let Some(change) = change {
+                    self.announce_floor(change);
+                }
+            }
+        }
+    }
+
+    /// Tells the sessions concerned, and every viewer, who holds the floor now.
+    fn announce_floor(&mut self, change: FloorChange) {
+        tracing::info!(
+            "talk-back floor: {}",
+            change.holder.as_deref().unwrap_or("free")
+        );
+        for (session, holds) in [(&change.released, false), (&change.taken, true)] {
+            if let Some(tx) = session.as_ref().and_then(|s| self.controls.get(s)) {
+                let _ = tx.try_send(Control::Floor(holds));
+            }
+        }
+        self.announce(protocol::talk_event(change.holder.as_deref()));
+    }
+
+    /// The doorbell was pressed: every viewer hears of it, and the camera
+    /// makes a keyframe so viewers who open the call now see the visitor at once.
+    fn ring(&mut self) {
+        tracing::info!("ring");
+        self.media.video.force_keyframe();
+        self.announce(protocol::ring_event(SystemTime::now()));
+    }
+
+    /// Publishes `event` on `P/D/event` and inside every live session.
+    fn announce(&self, event: serde_json::Value) {
+        self.outbox.event(&event);
+        for session in self.table.live_sessions() {
+            self.outbox.send(
+                &session,
+                &DeviceMessage::Event {
+                    event: event.clone(),
+                },
+            );
         }
     }
 
@@ -481,7 +601,8 @@ impl SessionManager {
             }
         };
         let addrs: Vec<_> = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
-        let mut session = match Session::accept(sdp, &addrs, self.setup.limits, now) {
+        let accepted = Session::accept(sdp, &addrs, self.setup.limits, self.setup.audio, now);
+        let mut session = match accepted {
             Ok((session, answer)) => {
                 self.outbox
                     .send(&id, &DeviceMessage::Answer { sdp: answer });
@@ -494,6 +615,7 @@ impl SessionManager {
                 return;
             }
         };
+        self.table.accepted(&id, session.audio_use().receive);
         driver::send_local_candidates(&self.outbox, &id, &session);
         for candidate in &early {
             if let Err(e) = session.add_remote_candidate(candidate) {
@@ -510,7 +632,7 @@ impl SessionManager {
             id,
             session,
             sockets,
-            Arc::clone(&self.video),
+            self.media.clone(),
             control_rx,
             self.events_tx.clone(),
             self.outbox.clone(),
@@ -527,6 +649,9 @@ impl SessionManager {
             SessionEventKind::Ended(why) => {
                 tracing::info!("session {}: ended ({why})", event.session);
                 self.controls.remove(&event.session);
+                if let Some(change) = self.floor.release(&event.session) {
+                    self.announce_floor(change);
+                }
                 self.table.ended(&event.session)
             }
         };
@@ -783,6 +908,35 @@ mod tests {
         assert_eq!(
             table.route(now, &fresh, &payload(OFFER), false),
             Route::Ignore("message for an ended session")
+        );
+    }
+
+    #[test]
+    fn talk_is_routed_only_for_calls_that_send_audio() {
+        let now = Instant::now();
+        let mut table = SessionTable::new(4);
+        let talk = payload(r#"{"v":1,"type":"talk","on":true}"#);
+        table.route(now, &session(1), &payload(OFFER), false);
+        table.accepted(&session(1), true);
+        assert_eq!(
+            table.route(now, &session(1), &talk, false),
+            Route::Talk(true)
+        );
+        let off = payload(r#"{"v":1,"type":"talk","on":false}"#);
+        assert_eq!(
+            table.route(now, &session(1), &off, false),
+            Route::Talk(false)
+        );
+        assert_eq!(
+            table.route(now, &session(1), &talk, false),
+            Route::Talk(true),
+            "talk is acted on every time it arrives"
+        );
+        table.route(now, &session(2), &payload(OFFER), false);
+        table.accepted(&session(2), false);
+        assert_eq!(
+            error_code(table.route(now, &session(2), &talk, false)),
+            ErrorCode::Unsupported
         );
     }
 

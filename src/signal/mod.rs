@@ -3,6 +3,7 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod floor;
 pub mod manager;
 pub mod mqtt;
 pub mod outbox;

@@ -25,6 +25,14 @@ impl Outbox {
             .publish(self.topics.outbound(session), protocol::encode(message));
     }
 
+    /// Publishes `event` on `P/D/event` for integrations.
+    pub fn event(&self, event: &serde_json::Value) {
+        self.mqtt.publish(
+            self.topics.event(),
+            serde_json::to_vec(event).expect("JSON values always serialize"),
+        );
+    }
+
     /// Replaces the retained status.
     pub fn set_status(&self, status: &protocol::Status) {
         self.mqtt.set_status(protocol::encode(status));

@@ -2,6 +2,8 @@
 //! topic names, inbound payload parsing with the documented rejections, and
 //! the JSON the device publishes. No I/O here, so every rule is unit-tested.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -220,6 +222,40 @@ pub struct Status {
     pub ice_servers: Vec<IceServer>,
 }
 
+/// The `ring` event of a doorbell press at `at`.
+pub fn ring_event(at: SystemTime) -> Value {
+    serde_json::json!({"v": VERSION, "type": "ring", "at": utc_timestamp(at)})
+}
+
+/// The `talk` event: the floor is now held by `holder` (`None`: nobody).
+pub fn talk_event(holder: Option<&str>) -> Value {
+    serde_json::json!({"v": VERSION, "type": "talk", "holder": holder})
+}
+
+/// `at` as an RFC 3339 UTC timestamp to the second, e.g. `2026-11-23T19:00:00Z`.
+pub fn utc_timestamp(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
 /// The retained status (and last will) of a device that is not running.
 pub fn offline_status() -> Vec<u8> {
     br#"{"v":1,"online":false}"#.to_vec()
@@ -401,6 +437,33 @@ mod tests {
             Err(Rejection::Error(e)) => (e.code, e.re),
             other => panic!("expected an error reply, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn events_carry_a_utc_timestamp_and_the_holder() {
+        use std::time::Duration;
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(utc_timestamp(at(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(at(1_795_460_400)), "2026-11-23T19:00:00Z");
+        assert_eq!(utc_timestamp(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(at(4_107_542_399)), "2100-02-28T23:59:59Z");
+        assert_eq!(
+            ring_event(at(1_795_460_400)),
+            json!({"v":1,"type":"ring","at":"2026-11-23T19:00:00Z"})
+        );
+        assert_eq!(
+            talk_event(Some("alice")),
+            json!({"v":1,"type":"talk","holder":"alice"})
+        );
+        assert_eq!(talk_event(None), json!({"v":1,"type":"talk","holder":null}));
+        let event = encode(&DeviceMessage::Event {
+            event: talk_event(None),
+        });
+        let event: Value = serde_json::from_slice(&event).unwrap();
+        assert_eq!(
+            event,
+            json!({"v":1,"type":"event","event":{"v":1,"type":"talk","holder":null}})
+        );
     }
 
     #[test]
