@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::board;
 use crate::config::{Config, SourceKind};
+use crate::media::audio::pcm;
 use crate::media::video;
 use crate::rtc::net;
 use crate::signal::mqtt::{self, ConnectFailure};
@@ -130,7 +131,10 @@ pub fn run(config_path: &Path) -> Vec<Finding> {
         findings.push(check_network(config));
         findings.push(check_broker(config));
     }
-    findings.push(check_audio());
+    findings.extend(check_audio(config.as_ref()));
+    if let Some(config) = &config {
+        findings.extend(check_doorbell(config));
+    }
     findings.push(check_board());
     findings
 }
@@ -310,14 +314,14 @@ fn check_broker(config: &Config) -> Finding {
     }
 }
 
-fn check_audio() -> Finding {
+fn check_audio(config: Option<&Config>) -> Vec<Finding> {
     let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
     let names: Vec<&str> = cards
         .lines()
         .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
         .map(str::trim)
         .collect();
-    if names.is_empty() {
+    let mut findings = vec![if names.is_empty() {
         Finding::problem(
             Level::Warn,
             "audio",
@@ -326,7 +330,100 @@ fn check_audio() -> Finding {
         )
     } else {
         Finding::ok("audio", names.join("; "))
+    }];
+    let Some(audio) = config.map(|c| &c.audio).filter(|a| a.enabled) else {
+        return findings;
+    };
+    let mut devices = vec![(
+        "capture",
+        &audio.capture_device,
+        alsa::Direction::Capture,
+        "arecord -L",
+        "audio.capture_device",
+    )];
+    if audio.talkback {
+        devices.push((
+            "playback",
+            &audio.playback_device,
+            alsa::Direction::Playback,
+            "aplay -L",
+            "audio.playback_device",
+        ));
     }
+    for (what, device, direction, list, key) in devices {
+        findings.push(match pcm::probe(device, direction) {
+            Ok(()) => Finding::ok(
+                "audio",
+                format!("{what} device `{device}` opens at 48 kHz mono"),
+            ),
+            Err(e) => Finding::problem(
+                Level::Fail,
+                "audio",
+                format!("{what} device: {e:#}"),
+                format!(
+                    "list the devices with `{list}` and set `{key}` (a `plughw:CARD,DEV` device \
+                     converts rate and channels); the service user must be in group `audio`"
+                ),
+            ),
+        });
+    }
+    if audio.echo_cancel {
+        let mut needed = video::missing_elements(&pcm::echo_input_pipeline(&audio.capture_device));
+        needed.extend(video::missing_elements(&pcm::echo_output_pipeline(
+            &audio.playback_device,
+        )));
+        needed.sort();
+        needed.dedup();
+        findings.extend(needed.iter().map(|element| {
+            Finding::problem(
+                Level::Fail,
+                "gstreamer",
+                format!("element `{element}` is missing (audio.echo_cancel)"),
+                video::install_hint(element),
+            )
+        }));
+    }
+    findings
+}
+
+fn check_doorbell(config: &Config) -> Vec<Finding> {
+    let doorbell = &config.doorbell;
+    let mut findings = Vec::new();
+    if let Some(line) = doorbell.gpio_line {
+        let chip = doorbell.gpio_chip.display();
+        findings.push(
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&doorbell.gpio_chip)
+            {
+                Ok(_) => Finding::ok("doorbell", format!("button on {chip} line {line}")),
+                Err(e) => Finding::problem(
+                    Level::Fail,
+                    "doorbell",
+                    format!("cannot open {chip}: {e}"),
+                    "list the chips with `gpiodetect` and set `doorbell.gpio_chip`; the service \
+                     user must be in group `gpio`",
+                ),
+            },
+        );
+    }
+    let socket = &doorbell.control_socket;
+    if let Some(dir) = socket.parent().filter(|_| !socket.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        findings.push(Finding::problem(
+            Level::Warn,
+            "control",
+            format!(
+                "{} does not exist: `peercam ring` will not work",
+                dir.display()
+            ),
+            "run peercam as the systemd service (RuntimeDirectory=peercam creates /run/peercam) \
+             or set `doorbell.control_socket` to a writable path, or \"\" to turn it off",
+        ));
+    }
+    findings
 }
 
 fn check_board() -> Finding {

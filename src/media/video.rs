@@ -40,7 +40,10 @@ pub fn install_hint(element: &str) -> String {
         "h264parse" | "openh264enc" => "gstreamer1.0-plugins-bad",
         "v4l2src" | "v4l2h264enc" | "jpegdec" => "gstreamer1.0-plugins-good",
         "libcamerasrc" => "gstreamer1.0-libcamera",
-        "videotestsrc" | "videoconvert" | "appsink" => "gstreamer1.0-plugins-base",
+        "videotestsrc" | "videoconvert" | "appsink" | "appsrc" | "audioconvert"
+        | "audioresample" => "gstreamer1.0-plugins-base",
+        "alsasrc" | "alsasink" => "gstreamer1.0-alsa",
+        "webrtcdsp" | "webrtcechoprobe" => "gstreamer1.0-plugins-bad",
         _ => return format!("check the name with `gst-inspect-1.0 {element}`"),
     };
     format!("install {package}")

@@ -1,8 +1,8 @@
 // The end-to-end bench: a real Mosquitto, the peercam daemon and the web
 // viewer in headless Chromium, all on loopback, all started and stopped by
 // the tests. Every wait is bounded.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -119,10 +119,11 @@ export function freshNames() {
  * Starts the daemon with the `test` source against `brokerUrl`; resolves
  * once its HTTP viewer answers. `extra` is appended to the config file.
  */
-export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, mqttExtra = "", webrtc = "", extra = "", bin = PEERCAM_BIN }) {
+export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, mqttExtra = "", webrtc = "", audio = null, extra = "", bin = PEERCAM_BIN }) {
   const dir = scratchDir(cleanup);
   const httpPort = await freePort();
   const config = join(dir, "peercam.toml");
+  const controlSocket = join(dir, "control.sock");
   writeFileSync(config, `
 [device]
 id = "${device}"
@@ -148,16 +149,21 @@ ${webrtc}
 [http]
 listen = "127.0.0.1:${httpPort}"
 ${viewerBrokerUrl ? `broker_url = "${viewerBrokerUrl}"` : ""}
+
+[doorbell]
+control_socket = "${controlSocket}"
+${audio ? audio.config : ""}
 ${extra}
 `);
   const proc = spawn(bin, ["run", "-c", config], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info,str0m=warn" },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info,str0m=warn", ...(audio ? audio.env : {}) },
   });
   const daemon = {
     proc,
     httpPort,
     config,
+    controlSocket,
     log: "",
     async stop(signal = "SIGTERM") {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -177,6 +183,60 @@ ${extra}
     return canConnect(httpPort);
   }, 20000, 100);
   return daemon;
+}
+
+/**
+ * The daemon's sound devices without a sound card: ALSA `file` PCMs. The
+ * microphone reads `input` ("speech": espeak-ng, looped to about 30 s;
+ * "silence": zeros), the speaker records raw S16 mono 48 kHz to `played`.
+ * Pass the result as `startDaemon`'s `audio`.
+ */
+export function alsaBench(cleanup, { input = "speech", talkback = true, extraAudio = "" } = {}) {
+  const dir = scratchDir(cleanup);
+  const mic = join(dir, "mic.s16");
+  const played = join(dir, "played.s16");
+  if (input === "speech") {
+    const wav = join(dir, "speech.wav");
+    execFileSync("espeak-ng", ["-w", wav, "Someone is at the front door. Hello, can you hear me? This is a test of the doorbell microphone."]);
+    execFileSync("sox", [wav, "-r", "48000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", mic, "repeat", "5"]);
+  } else {
+    writeFileSync(mic, Buffer.alloc(48000 * 2 * 30));
+  }
+  const asoundrc = join(dir, "asoundrc");
+  writeFileSync(asoundrc, [
+    `pcm.fakemic { type file; slave.pcm "null"; file "/dev/null"; infile "${mic}"; format "raw" }`,
+    `pcm.fakespk { type file; slave.pcm "null"; file "${played}"; format "raw" }`,
+    `pcm.mic { type plug; slave.pcm "fakemic" }`,
+    `pcm.spk { type plug; slave.pcm "fakespk" }`,
+    "",
+  ].join("\n"));
+  return {
+    played,
+    env: { ALSA_CONFIG_PATH: `/usr/share/alsa/alsa.conf:${asoundrc}` },
+    config: `
+[audio]
+enabled = true
+capture_device = "mic"
+playback_device = "spk"
+talkback = ${talkback}
+${extraAudio}
+`,
+    /** RMS (full scale 1.0) of what the speaker has played so far; 0 when nothing was. */
+    playedRms() {
+      if (!existsSync(played)) return 0;
+      const bytes = readFileSync(played);
+      const samples = Math.floor(bytes.length / 2);
+      if (samples === 0) return 0;
+      let sum = 0;
+      for (let i = 0; i < samples; i++) sum += bytes.readInt16LE(i * 2) ** 2;
+      return Math.sqrt(sum / samples) / 32767;
+    },
+  };
+}
+
+/** Runs `peercam ring` against `daemon`'s control socket; resolves with its output. */
+export function ring(daemon, bin = PEERCAM_BIN) {
+  return execFileSync(bin, ["ring", "-c", daemon.config], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /** An MQTT client on `url` that records every message on `filters`. */
@@ -229,6 +289,8 @@ export async function launchBrowser(cleanup) {
       "--disable-sync",
       "--autoplay-policy=no-user-gesture-required",
       "--allow-loopback-in-peer-connection",
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
     ],
   });
   cleanup.push(() => server.kill().catch(() => {}));

@@ -56,6 +56,11 @@ pub fn open_output(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn Pc
     })
 }
 
+/// Opens ALSA `device` for `direction` as the daemon would, then closes it.
+pub fn probe(device: &str, direction: Direction) -> anyhow::Result<()> {
+    open_alsa(device, direction).map(drop)
+}
+
 /// Opens an ALSA PCM for 48 kHz mono S16 with 20 ms periods, non-blocking
 /// so a hung device is noticed instead of hanging its thread.
 fn open_alsa(device: &str, direction: Direction) -> anyhow::Result<PCM> {
