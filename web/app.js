@@ -1,6 +1,8 @@
 // peercam web viewer: finds devices through their retained MQTT status,
 // calls one over WebRTC with signaling per PROTOCOL.md (plain mode), and
-// shows the video with live statistics. No build step: served as is.
+// shows the video with live statistics, plays the device's audio, talks
+// back on the floor the device grants, and alerts on doorbell rings. No
+// build step: served as is.
 "use strict";
 
 (() => {
@@ -8,6 +10,9 @@
   const ICE_SERVERS_WAIT_MS = 2000;
   const CONNECT_TIMEOUT_MS = 25000;
   const STATS_INTERVAL_MS = 1000;
+  const MIC_WAIT_MS = 10000;
+  const TOGGLE_PRESS_MS = 300;
+  const RING_SHOW_MS = 30000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -23,6 +28,15 @@
     devices: $("devices"),
     call: $("call"),
     hangup: $("hangup"),
+    talk: $("talk"),
+    talkHolder: $("talk-holder"),
+    mute: $("mute"),
+    unmute: $("unmute"),
+    audioNote: $("audio-note"),
+    ring: $("ring"),
+    ringText: $("ring-text"),
+    ringDismiss: $("ring-dismiss"),
+    notify: $("notify"),
   };
 
   /** Everything the page knows; `window.peercamViewer` exposes it read-only. */
@@ -34,7 +48,15 @@
     link: null,
     client: null,
     call: null,
+    userMuted: false,
+    soundBlocked: false,
+    audioNote: null,
+    rings: [],
+    ringTimer: null,
   };
+
+  /** The talk button's current press: when it began, and whether it is still down. */
+  const press = { active: false, at: 0 };
 
   // ---- pairing link (URL fragment) ----
 
@@ -76,6 +98,7 @@
     const dev = viewer.selected && viewer.devices.get(viewer.selected);
     ui.call.disabled = !(state === "ready" || state === "ended" || state === "error") || !dev || !viewer.client?.connected;
     ui.hangup.disabled = !(state === "calling" || state === "connected");
+    renderAudio();
   }
 
   function showError(code, message) {
@@ -245,6 +268,7 @@
     }
     if (viewer.call) viewer.call.close("new call");
     clearError();
+    setAudioNote(null);
     viewer.call = new Call(client, viewer.link.prefix, dev);
     viewer.call.start();
   }
@@ -269,18 +293,27 @@
       this.statsTimer = null;
       this.connectTimer = null;
       this.lastBytes = null;
+      this.mic = null;
+      this.audioDirection = null;
+      this.audioTransceiver = null;
+      this.remoteAudio = false;
+      this.talk = { want: false, holding: false, holder: null, ownLabel: null, lastReply: null, events: [], outstanding: 0, unsupported: false };
     }
 
     async start() {
       setState("calling");
       try {
         await this.subscribe();
-        const iceServers = await this.askIceServers();
-        if (this.closed) return;
+        const [iceServers, mic] = await Promise.all([this.askIceServers(), this.device.audio === "sendrecv" ? openMic() : null]);
+        if (this.closed) {
+          mic?.stop();
+          return;
+        }
+        this.mic = mic;
         this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
         this.watchPeerConnection();
         this.pc.addTransceiver("video", { direction: "recvonly" });
-        this.pc.addTransceiver("audio", { direction: "recvonly" });
+        this.audioTransceiver = this.addAudio();
         await this.pc.setLocalDescription(await this.pc.createOffer());
         this.send({ type: "offer", sdp: this.pc.localDescription.sdp });
         this.offerAt = performance.now();
@@ -294,6 +327,16 @@
       } catch (e) {
         this.end("internal", `Could not start the call: ${e.message}`);
       }
+    }
+
+    /** Offers two-way audio when there is a (still silent) mic; otherwise listens only. */
+    addAudio() {
+      if (this.mic) {
+        this.audioDirection = "sendrecv";
+        return this.pc.addTransceiver(this.mic, { direction: "sendrecv" });
+      }
+      this.audioDirection = "recvonly";
+      return this.pc.addTransceiver("audio", { direction: "recvonly" });
     }
 
     subscribe() {
@@ -338,7 +381,8 @@
         const source = streams[0] ?? new MediaStream([track]);
         source.getTracks().forEach((t) => stream.getTrackById(t.id) || stream.addTrack(t));
         ui.video.srcObject = stream;
-        ui.video.play().catch(() => {});
+        if (track.kind === "audio") this.remoteAudio = true;
+        play();
         if (track.kind === "video") this.watchFirstFrame();
       };
       pc.onconnectionstatechange = () => {
@@ -395,6 +439,12 @@
             usernameFragment: msg.usernameFragment ?? undefined,
           });
           break;
+        case "talk":
+          this.onTalkReply(msg);
+          break;
+        case "event":
+          this.onEvent(msg.event);
+          break;
         case "error":
           this.onDeviceError(msg);
           break;
@@ -412,13 +462,88 @@
       const name = this.device.name || this.device.id;
       const detail = typeof msg.message === "string" ? msg.message : "";
       const firstOffer = msg.re === "offer" && this.pc?.connectionState !== "connected";
-      if (msg.code === "busy") {
+      if (msg.re === "talk") {
+        this.onTalkRefused(msg.code);
+        showError(msg.code || "internal", `${name} cannot take talk-back: ${detail || msg.code}`);
+      } else if (msg.code === "busy") {
         this.end("busy", `${name} is busy: it already serves as many viewers as it allows. ${detail}`.trim(), null, firstOffer);
       } else if (firstOffer || msg.re === "ice-servers") {
         this.end(msg.code || "internal", `${name} refused the call: ${detail || msg.code}`, null, firstOffer);
       } else {
         showError(msg.code || "internal", `${name}: ${detail || msg.code}`);
       }
+    }
+
+    /** Asks for (`on`) or releases the talk floor. Releasing silences the mic at once; asking waits for the grant. */
+    requestTalk(on) {
+      if (this.closed || !this.offerPublished) return false;
+      const talk = this.talk;
+      talk.want = on;
+      if (!on && talk.holding) {
+        talk.holding = false;
+        talk.holder = null;
+      }
+      talk.outstanding += 1;
+      this.applyFloor();
+      this.send({ type: "talk", on });
+      return true;
+    }
+
+    /**
+     * The device's answer to a `talk`. Only the answer to the latest request
+     * decides: an earlier one is stale. The floor is ours only if granted
+     * while we still want it; the grant's `holder` is our own label.
+     */
+    onTalkReply(msg) {
+      const talk = this.talk;
+      const reply = { granted: msg.granted === true, holder: typeof msg.holder === "string" ? msg.holder : null };
+      talk.lastReply = reply;
+      talk.outstanding = Math.max(0, talk.outstanding - 1);
+      if (talk.outstanding === 0) {
+        talk.holding = reply.granted && talk.want;
+        if (reply.granted) talk.ownLabel = reply.holder;
+        else talk.want = false;
+        talk.holder = reply.holder;
+      }
+      this.applyFloor();
+    }
+
+    /** An `error` answering a `talk`: no floor; `unsupported` means never on this call. */
+    onTalkRefused(code) {
+      const talk = this.talk;
+      talk.outstanding = Math.max(0, talk.outstanding - 1);
+      talk.want = false;
+      talk.holding = false;
+      if (code === "unsupported") talk.unsupported = true;
+      this.applyFloor();
+    }
+
+    onEvent(event) {
+      if (!event || typeof event !== "object") return;
+      if (event.type === "ring") onRing(event, this.device);
+      else if (event.type === "talk") this.onFloorChange(event);
+    }
+
+    /**
+     * A floor change announced to every session. Plain-mode labels are all
+     * "viewer", so whether we hold the floor comes from our grant: we lose
+     * it when the floor goes free, or to a label other than the one granted.
+     */
+    onFloorChange(event) {
+      const talk = this.talk;
+      talk.events.push(event);
+      talk.holder = typeof event.holder === "string" ? event.holder : null;
+      if (talk.holding && (talk.holder === null || (talk.ownLabel !== null && talk.holder !== talk.ownLabel))) {
+        talk.holding = false;
+        talk.want = false;
+      }
+      this.applyFloor();
+    }
+
+    /** The mic speaks only while this viewer holds the floor; no renegotiation. */
+    applyFloor() {
+      if (this.mic) this.mic.enabled = this.talk.holding && !this.closed;
+      renderAudio();
     }
 
     startStats() {
@@ -456,7 +581,11 @@
       clearInterval(this.statsTimer);
       this.client.unsubscribe(this.outTopic);
       this.pc?.close();
+      this.mic?.stop();
+      this.talk.want = false;
+      this.talk.holding = false;
       ui.video.srcObject = null;
+      renderAudio();
     }
   }
 
@@ -464,6 +593,7 @@
     return {
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, rttMs: null,
       localCandidateType: null, remoteCandidateType: null, codec: null, connectMs: null, ttffMs: null, packetsReceived: 0,
+      audioPacketsReceived: 0, audioPacketsLost: 0, totalAudioEnergy: 0, audioLevel: null, jitterBufferDelayMs: null, audioPacketsSent: 0,
     };
   }
 
@@ -488,6 +618,14 @@
         }
         call.lastBytes = { at: now, bytes: s.bytesReceived ?? 0 };
       }
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out.audioPacketsReceived = s.packetsReceived ?? 0;
+        out.audioPacketsLost = s.packetsLost ?? 0;
+        out.totalAudioEnergy = s.totalAudioEnergy ?? 0;
+        out.audioLevel = s.audioLevel ?? null;
+        out.jitterBufferDelayMs = s.jitterBufferEmittedCount > 0 ? Math.round((s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000) : null;
+      }
+      if (s.type === "outbound-rtp" && s.kind === "audio") out.audioPacketsSent = s.packetsSent ?? 0;
       if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
     });
     if (!pair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
@@ -501,15 +639,175 @@
   }
 
   function describeStats(s) {
-    return [
+    const lines = [
       `${s.frameWidth}×${s.frameHeight} ${s.codec ?? ""} · ${Math.round(s.fps)} fps · ${s.bitrateKbps} kb/s`,
       `RTT ${s.rttMs ?? "?"} ms · ${s.localCandidateType ?? "?"} ↔ ${s.remoteCandidateType ?? "?"}`,
       `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
-    ].join("\n");
+    ];
+    if (s.audioPacketsReceived > 0 || s.audioPacketsSent > 0) {
+      lines.push(`audio ${s.audioPacketsReceived} packets (${s.audioPacketsLost} lost)${s.audioPacketsSent > 0 ? ` · ${s.audioPacketsSent} sent` : ""}`
+        + ` · level ${s.audioLevel?.toFixed(2) ?? "?"} · jitter buffer ${s.jitterBufferDelayMs ?? "?"} ms`);
+    }
+    return lines.join("\n");
   }
 
   function hangup() {
     viewer.call?.end(null, null, "hung up");
+  }
+
+  // ---- audio and talk-back ----
+
+  /**
+   * The microphone, disabled (silent) until this viewer holds the floor; null,
+   * with a note, when there is none. Bounded: an unanswered permission prompt
+   * must not hold up the video.
+   */
+  async function openMic() {
+    if (!navigator.mediaDevices?.getUserMedia) {
+      setAudioNote("Talk-back needs a microphone, and this page cannot ask for one: open it over https:// (or on localhost).");
+      return null;
+    }
+    const request = navigator.mediaDevices.getUserMedia({ audio: true });
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error("no answer to the permission prompt"), { name: "TimeoutError" })), MIC_WAIT_MS);
+    });
+    try {
+      const [track] = (await Promise.race([request, timeout])).getAudioTracks();
+      if (!track) throw Object.assign(new Error("no audio track"), { name: "NotFoundError" });
+      track.enabled = false;
+      return track;
+    } catch (e) {
+      request.then((stream) => stream.getTracks().forEach((t) => t.stop()), () => {});
+      const why = {
+        NotAllowedError: "microphone access was not allowed",
+        NotFoundError: "no microphone was found",
+        NotReadableError: "the microphone is in use or unavailable",
+        TimeoutError: "the browser did not get microphone permission in time",
+      }[e.name] ?? e.message;
+      setAudioNote(`Talk-back needs a microphone (${why}); you can still watch and listen.`);
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function setAudioNote(note) {
+    viewer.audioNote = note;
+    renderAudio();
+  }
+
+  /** The call whose media is live, if any. */
+  function liveCall() {
+    return viewer.call && !viewer.call.closed ? viewer.call : null;
+  }
+
+  /**
+   * Plays the call's stream, with sound unless the user muted it. Where
+   * autoplay forbids sound, plays muted and offers an unmute button.
+   */
+  async function play() {
+    const video = ui.video;
+    if (!video.srcObject) return;
+    const withSound = !!liveCall()?.remoteAudio && !viewer.userMuted;
+    video.muted = !withSound;
+    renderAudio();
+    try {
+      await video.play();
+      if (withSound) viewer.soundBlocked = false;
+    } catch (e) {
+      if (e.name !== "NotAllowedError" || video.muted) return;
+      viewer.soundBlocked = true;
+      video.muted = true;
+      await video.play().catch(() => {});
+    } finally {
+      renderAudio();
+    }
+  }
+
+  function mute(muted) {
+    viewer.userMuted = muted;
+    return play();
+  }
+
+  /** Talk needs a live connected call, a device that listens, a mic and an answer that takes our audio. */
+  function canTalk(call) {
+    return !!call && viewer.state === "connected" && call.device.audio === "sendrecv" && call.mic !== null
+      && call.audioDirection === "sendrecv" && !call.talk.unsupported
+      && ["sendrecv", "sendonly"].includes(call.audioTransceiver?.currentDirection);
+  }
+
+  function holderText(talk) {
+    if (talk?.holding) return "You are talking";
+    if (talk?.holder) return `${talk.holder} is talking`;
+    return "nobody is talking";
+  }
+
+  function renderAudio() {
+    const call = liveCall();
+    const talkable = canTalk(call);
+    if (!talkable) press.active = false;
+    ui.talk.disabled = !talkable;
+    ui.talk.setAttribute("aria-pressed", String(!!call?.talk.want));
+    ui.talk.classList.toggle("live", !!call?.talk.holding);
+    ui.talkHolder.textContent = holderText(call?.talk);
+    const sound = !!call?.remoteAudio;
+    ui.mute.disabled = !sound;
+    ui.mute.textContent = sound && ui.video.muted ? "Unmute" : "Mute";
+    ui.unmute.hidden = !(sound && viewer.soundBlocked && ui.video.muted);
+    ui.audioNote.textContent = viewer.audioNote ?? "";
+    ui.audioNote.hidden = !viewer.audioNote;
+  }
+
+  function setTalk(on) {
+    return liveCall()?.requestTalk(on) ?? false;
+  }
+
+  /** A copy of the talk state for `window.peercamViewer`. */
+  function talkSnapshot(call) {
+    const talk = call?.talk;
+    return {
+      holding: !!talk?.holding,
+      holder: talk?.holder ?? null,
+      lastReply: talk?.lastReply ? { ...talk.lastReply } : null,
+      events: talk ? talk.events.map((e) => ({ ...e })) : [],
+      requesting: !!talk && talk.want && !talk.holding && talk.outstanding > 0,
+    };
+  }
+
+  // ---- doorbell ----
+
+  /** `HH:MM:SS` in local time. */
+  function clock(date) {
+    return [date.getHours(), date.getMinutes(), date.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+  }
+
+  /** Shows the ring alert for RING_SHOW_MS (a new ring restarts it), and notifies where allowed. */
+  function onRing(event, device) {
+    viewer.rings.push(event);
+    const at = new Date(event.at);
+    const when = clock(Number.isNaN(at.getTime()) ? new Date() : at);
+    ui.ringText.textContent = `🔔 Someone is at the door (${when})`;
+    ui.ring.hidden = false;
+    clearTimeout(viewer.ringTimer);
+    viewer.ringTimer = setTimeout(dismissRing, RING_SHOW_MS);
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    try {
+      new Notification(device.name || device.id, { body: `Someone is at the door (${when})`, tag: `peercam-ring-${device.id}`, renotify: true });
+    } catch (e) {
+      // Chrome on Android only notifies through a service worker; the alert on the page still shows.
+      console.warn("peercam: notification", e);
+    }
+  }
+
+  function dismissRing() {
+    clearTimeout(viewer.ringTimer);
+    ui.ring.hidden = true;
+  }
+
+  /** The notification button shows only while the browser can still ask. */
+  function renderNotify() {
+    ui.notify.hidden = !("Notification" in window && Notification.permission === "default");
   }
 
   // ---- wiring ----
@@ -521,6 +819,38 @@
   });
   ui.call.addEventListener("click", startCall);
   ui.hangup.addEventListener("click", hangup);
+
+  // Push-to-talk: a press shorter than TOGGLE_PRESS_MS latches talk on (the
+  // next press stops it); a longer one talks while held. Keyboard and
+  // assistive-technology clicks (detail 0) toggle.
+  ui.talk.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || ui.talk.disabled) return;
+    if (liveCall()?.talk.want) {
+      setTalk(false);
+      return;
+    }
+    press.active = true;
+    press.at = performance.now();
+    setTalk(true);
+  });
+  const releaseTalk = (event) => {
+    if (!press.active) return;
+    press.active = false;
+    const held = performance.now() - press.at >= TOGGLE_PRESS_MS;
+    if ((held || event.type !== "pointerup") && liveCall()?.talk.want) setTalk(false);
+  };
+  for (const type of ["pointerup", "pointerleave", "pointercancel"]) ui.talk.addEventListener(type, releaseTalk);
+  ui.talk.addEventListener("click", (event) => {
+    if (event.detail === 0 && !ui.talk.disabled) setTalk(!liveCall()?.talk.want);
+  });
+  ui.talk.addEventListener("keydown", (event) => {
+    if (event.repeat && (event.key === " " || event.key === "Enter")) event.preventDefault();
+  });
+  ui.talk.addEventListener("contextmenu", (event) => event.preventDefault());
+  ui.mute.addEventListener("click", () => mute(!ui.video.muted));
+  ui.unmute.addEventListener("click", () => mute(false));
+  ui.ringDismiss.addEventListener("click", dismissRing);
+  ui.notify.addEventListener("click", () => Notification.requestPermission().then(renderNotify, renderNotify));
   window.addEventListener("hashchange", () => start(parseLink(location.hash)));
   window.addEventListener("pagehide", () => viewer.call?.end(null, null, "page closed"));
 
@@ -555,9 +885,26 @@
     get devices() { return [...viewer.devices.values()]; },
     get sessionId() { return viewer.call?.sessionId ?? null; },
     get stats() { return viewer.call ? { ...viewer.call.stats } : emptyStats(); },
+    get talk() { return talkSnapshot(viewer.call); },
+    get rings() { return viewer.rings.map((r) => ({ ...r })); },
+    get ringVisible() { return !ui.ring.hidden; },
+    get audio() {
+      const mic = liveCall()?.mic;
+      return {
+        direction: viewer.call?.audioDirection ?? null,
+        micTrack: mic?.readyState === "live",
+        micEnabled: mic?.readyState === "live" && mic.enabled,
+        muted: ui.video.muted,
+        soundBlocked: viewer.soundBlocked && ui.video.muted,
+        note: viewer.audioNote,
+      };
+    },
     call: startCall,
     hangup,
+    setTalk: (on) => setTalk(on === true),
+    mute: (muted) => mute(muted !== false),
   };
 
+  renderNotify();
   start(parseLink(location.hash));
 })();

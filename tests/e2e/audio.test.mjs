@@ -24,7 +24,7 @@ function talkState(page) {
 /** Asks for (or releases) the floor and waits for the device's `talk` reply. */
 async function talk(page, on) {
   const before = (await talkState(page)).lastReply;
-  await page.evaluate((on) => window.peercamViewer.talk(on), on);
+  await page.evaluate((on) => window.peercamViewer.setTalk(on), on);
   return waitFor(`a talk reply to talk ${on}`, async () => {
     const t = await talkState(page);
     return t.lastReply && t.lastReply !== before && JSON.stringify(t.lastReply) !== JSON.stringify(before) ? t.lastReply : null;
