@@ -20,3 +20,4 @@ pub mod media;
 pub mod rtc;
 pub mod service;
 pub mod signal;
+pub mod worker;

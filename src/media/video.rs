@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -18,6 +17,7 @@ use super::EncodedFrame;
 use super::fanout::{Fanout, KeyframeGate};
 use crate::backoff::{Backoff, sleep_unless_stopped};
 use crate::config::{InputFormat, SourceKind, VideoConfig};
+use crate::worker::Worker;
 
 /// Keyframe requests closer together than this are merged into one.
 const KEYFRAME_COALESCE: Duration = Duration::from_millis(100);
@@ -205,8 +205,7 @@ pub fn source_name(kind: SourceKind) -> &'static str {
 
 /// A running video source; stops its pipeline when dropped.
 pub struct VideoSource {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl VideoSource {
@@ -215,37 +214,15 @@ impl VideoSource {
     /// camera, bad caps). Later failures restart it with capped backoff.
     pub fn start(description: String, fanout: Arc<Fanout<EncodedFrame>>) -> anyhow::Result<Self> {
         gst::init().context("GStreamer failed to initialise")?;
-        let stop = Arc::new(AtomicBool::new(false));
         let (started_tx, started_rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("video-source".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || supervise(&description, &fanout, &stop, started_tx)
-            })
-            .context("cannot start the video thread")?;
+        let worker = Worker::spawn("video-source", move |stop| {
+            supervise(&description, &fanout, stop, started_tx)
+        })
+        .context("cannot start the video thread")?;
         match started_rx.recv() {
-            Ok(Ok(())) => Ok(VideoSource {
-                stop,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                bail!("the video thread ended before the pipeline started")
-            }
-        }
-    }
-}
-
-impl Drop for VideoSource {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            Ok(Ok(())) => Ok(VideoSource { _worker: worker }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => bail!("the video thread ended before the pipeline started"),
         }
     }
 }

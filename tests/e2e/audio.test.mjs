@@ -128,3 +128,15 @@ e2eTest("peercam ring reaches every viewer, in the page and on P/D/event", async
   const rings = await pages[0].evaluate(() => window.peercamViewer.rings);
   assert.deepEqual(rings.map((r) => r.at), [event.at]);
 });
+
+e2eTest("echo cancellation on (GStreamer webrtcdsp): speech still reaches the browser and the floor holder the speaker", async (cleanup) => {
+  const bench = alsaBench(cleanup, { input: "speech", live: true, extraAudio: "echo_cancel = true" });
+  const { daemon, link } = await audioDaemon(cleanup, bench);
+  const page = await openViewer(await launchBrowser(cleanup), daemon, link);
+  await waitForFrames(page, 10, 40000);
+  await waitForAudio(page, 100);
+  await waitFor("speech energy through the echo canceller", async () => (await viewerState(page)).stats.totalAudioEnergy > 0.002, 15000, 250);
+  assert.deepEqual(await talk(page, true), { granted: true, holder: "viewer" });
+  await waitFor("the speaker to play the viewer through the echo probe", () => bench.playedRms() > 0.005, 15000, 250);
+  assert.match(daemon.log, /talk-back plays on `spk`/);
+});

@@ -2,7 +2,7 @@
 // viewer in headless Chromium, all on loopback, all started and stopped by
 // the tests. Every wait is bounded.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -187,27 +187,44 @@ ${extra}
 
 /**
  * The daemon's sound devices without a sound card: ALSA `file` PCMs. The
- * microphone reads `input` ("speech": espeak-ng, looped to about 30 s;
- * "silence": zeros), the speaker records raw S16 mono 48 kHz to `played`.
- * Pass the result as `startDaemon`'s `audio`.
+ * microphone reads `input`, "speech" (espeak-ng, looped to about 40 s) or
+ * "silence"; the speaker's raw S16 mono 48 kHz is what `playedRms` measures.
+ * The `file` plugin runs as fast as its user: with `live`, both go through
+ * FIFOs that this process writes and drains at real time instead, pacing
+ * the daemon like a sound card would (GStreamer's ALSA elements need that:
+ * unpaced, alsasink writes silence as fast as the disk takes it). Pass the
+ * result as `startDaemon`'s `audio`.
  */
-export function alsaBench(cleanup, { input = "speech", talkback = true, extraAudio = "" } = {}) {
+export function alsaBench(cleanup, { input = "speech", live = false, talkback = true, extraAudio = "" } = {}) {
   const dir = scratchDir(cleanup);
   const mic = join(dir, "mic.s16");
-  const played = join(dir, "played.s16");
-  if (input === "speech") {
+  let played = join(dir, "played.s16");
+  if (input === "silence") {
+    writeFileSync(mic, Buffer.alloc(48000 * 2 * 30));
+  } else {
     const wav = join(dir, "speech.wav");
     execFileSync("espeak-ng", ["-w", wav, "Someone is at the front door. Hello, can you hear me? This is a test of the doorbell microphone."]);
     execFileSync("sox", [wav, "-r", "48000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", mic, "repeat", "5"]);
-  } else {
-    writeFileSync(mic, Buffer.alloc(48000 * 2 * 30));
+  }
+  let infile = mic;
+  let drained = null;
+  if (live) {
+    infile = join(dir, "mic.fifo");
+    played = join(dir, "speaker.fifo");
+    execFileSync("mkfifo", [infile, played]);
+    cleanup.push(liveWriter(infile, readFileSync(mic)));
+    drained = liveReader(played);
+    cleanup.push(drained.stop);
   }
   const asoundrc = join(dir, "asoundrc");
+  // The plug slaves pin 48 kHz mono S16: the `file` plugin takes whatever
+  // format it is given, and its raw files are in exactly this one.
+  const pinned = "format S16_LE; rate 48000; channels 1";
   writeFileSync(asoundrc, [
-    `pcm.fakemic { type file; slave.pcm "null"; file "/dev/null"; infile "${mic}"; format "raw" }`,
+    `pcm.fakemic { type file; slave.pcm "null"; file "/dev/null"; infile "${infile}"; format "raw" }`,
     `pcm.fakespk { type file; slave.pcm "null"; file "${played}"; format "raw" }`,
-    `pcm.mic { type plug; slave.pcm "fakemic" }`,
-    `pcm.spk { type plug; slave.pcm "fakespk" }`,
+    `pcm.mic { type plug; slave { pcm "fakemic"; ${pinned} } }`,
+    `pcm.spk { type plug; slave { pcm "fakespk"; ${pinned} } }`,
     "",
   ].join("\n"));
   return {
@@ -223,14 +240,77 @@ ${extraAudio}
 `,
     /** RMS (full scale 1.0) of what the speaker has played so far; 0 when nothing was. */
     playedRms() {
-      if (!existsSync(played)) return 0;
-      const bytes = readFileSync(played);
+      const bytes = drained ? drained.bytes() : existsSync(played) ? readFileSync(played) : Buffer.alloc(0);
       const samples = Math.floor(bytes.length / 2);
       if (samples === 0) return 0;
       let sum = 0;
       for (let i = 0; i < samples; i++) sum += bytes.readInt16LE(i * 2) ** 2;
       return Math.sqrt(sum / samples) / 32767;
     },
+  };
+}
+
+/**
+ * Drains the FIFO at `path` at real time (48 kHz S16 mono), keeping the last
+ * minute of it. Returns `bytes()` and the `stop` step.
+ */
+function liveReader(path) {
+  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  const keep = 48000 * 2 * 60;
+  const chunks = [];
+  let held = 0;
+  const started = performance.now();
+  let taken = 0;
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - started) / 1000) * 48000 * 2);
+    while (taken < due) {
+      const buf = Buffer.alloc(Math.min(due - taken, 65536));
+      let n = 0;
+      try {
+        n = readSync(fd, buf);
+      } catch {
+        return;
+      }
+      if (n === 0) return;
+      chunks.push(buf.subarray(0, n));
+      held += n;
+      taken += n;
+      while (held - chunks[0].length > keep) held -= chunks.shift().length;
+    }
+  }, 10);
+  return {
+    bytes: () => Buffer.concat(chunks),
+    stop() {
+      clearInterval(timer);
+      closeSync(fd);
+    },
+  };
+}
+
+/**
+ * Writes `pcm` (S16 mono 48 kHz, looped) into the FIFO at `path` at real
+ * time, 20 ms at a time, so its reader is paced as by a sound card. Opened
+ * read-write so neither end waits for the other. Returns the stop step.
+ */
+function liveWriter(path, pcm) {
+  const fd = openSync(path, "r+");
+  const chunk = 960 * 2;
+  const started = performance.now();
+  let written = 0;
+  const timer = setInterval(() => {
+    const due = Math.floor((performance.now() - started) / 20) + 1;
+    for (; written < due; written++) {
+      const at = (written * chunk) % (pcm.length - chunk);
+      try {
+        writeSync(fd, pcm.subarray(at, at + chunk));
+      } catch {
+        return;
+      }
+    }
+  }, 10);
+  return () => {
+    clearInterval(timer);
+    closeSync(fd);
   };
 }
 

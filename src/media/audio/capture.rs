@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -16,6 +15,7 @@ use super::pacing::CapturePacer;
 use super::{FRAME_SAMPLES, OpusPacket, REOPEN_FIRST, REOPEN_MAX, pcm};
 use crate::backoff::{Backoff, sleep_unless_stopped};
 use crate::media::fanout::Fanout;
+use crate::worker::Worker;
 
 /// A device that ran this long counts as healthy again (backoff resets).
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -35,8 +35,7 @@ pub struct CaptureSettings {
 
 /// The running microphone; stops its thread when dropped.
 pub struct AudioSource {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl AudioSource {
@@ -47,27 +46,11 @@ impl AudioSource {
         fanout: Arc<Fanout<OpusPacket>>,
     ) -> anyhow::Result<Self> {
         let encoder = opus_encoder(settings.bitrate)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new()
-            .name("audio-capture".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || supervise(&settings, encoder, &fanout, &stop)
-            })
-            .context("cannot start the audio capture thread")?;
-        Ok(AudioSource {
-            stop,
-            thread: Some(thread),
+        let worker = Worker::spawn("audio-capture", move |stop| {
+            supervise(&settings, encoder, &fanout, stop)
         })
-    }
-}
-
-impl Drop for AudioSource {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        .context("cannot start the audio capture thread")?;
+        Ok(AudioSource { _worker: worker })
     }
 }
 

@@ -5,6 +5,7 @@
 //! 48 kHz mono S16 frames of 20 ms.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
@@ -17,6 +18,10 @@ use super::{FRAME_SAMPLES, SAMPLE_RATE};
 
 /// A device that has delivered nothing for this long is treated as dead.
 const DEVICE_TIMEOUT_MS: u32 = 1000;
+/// The same, as a duration.
+const DEVICE_TIMEOUT: Duration = Duration::from_millis(DEVICE_TIMEOUT_MS as u64);
+/// Pause after a read that returned no samples.
+const EMPTY_READ_BACKOFF: Duration = Duration::from_millis(5);
 /// Periods in the ALSA buffer: enough to ride out scheduling hiccups.
 const BUFFER_PERIODS: i64 = 4;
 /// Name the echo canceller finds its probe by.
@@ -123,9 +128,18 @@ struct AlsaInput(PCM);
 impl PcmIn for AlsaInput {
     fn read(&mut self, frame: &mut [i16]) -> anyhow::Result<()> {
         let io = self.0.io_i16()?;
+        let started = Instant::now();
         let mut filled = 0;
         while filled < frame.len() {
             match io.readi(&mut frame[filled..]) {
+                Ok(0) => {
+                    // Ready but empty (a plugin whose source ran dry): do
+                    // not spin, and give up on a device that stays so.
+                    if started.elapsed() > DEVICE_TIMEOUT {
+                        bail!("the device delivered no samples for {DEVICE_TIMEOUT:?}");
+                    }
+                    std::thread::sleep(EMPTY_READ_BACKOFF);
+                }
                 Ok(n) => filled += n,
                 Err(e) if is_would_block(&e) => wait_ready(&self.0)?,
                 Err(e) => recover(&self.0, e)?,
@@ -189,12 +203,15 @@ fn pipeline_error(pipeline: &gst::Pipeline) -> Option<anyhow::Error> {
     })
 }
 
-/// The launch line of the echo-cancelled microphone.
+/// The launch line of the echo-cancelled microphone. The appsink holds
+/// back rather than drops, so the capture runs at the pace it is read
+/// (which [`super::pacing`] keeps at real time) even on a device that
+/// delivers samples faster.
 pub fn echo_input_pipeline(device: &str) -> String {
     format!(
         "alsasrc device=\"{device}\" ! audioconvert ! audioresample ! {caps} \
          ! webrtcdsp probe={ECHO_PROBE} echo-cancel=true noise-suppression=true \
-         ! audioconvert ! {caps} ! appsink name=sink sync=false max-buffers=50 drop=true",
+         ! audioconvert ! {caps} ! appsink name=sink sync=false max-buffers=4 drop=false",
         caps = pcm_caps()
     )
 }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -18,6 +17,7 @@ use super::jitter::{JitterBuffer, Slot};
 use super::pacing::{duration_to_samples, samples_to_duration};
 use super::{FRAME_SAMPLES, REOPEN_FIRST, REOPEN_MAX, TalkPacket, pcm, rms};
 use crate::backoff::Backoff;
+use crate::worker::Worker;
 
 /// Talk-back packets queued between the sessions and the player.
 const QUEUE_PACKETS: usize = 64;
@@ -63,8 +63,7 @@ impl Talkback {
 
 /// The running player; stops its thread when dropped.
 pub struct Player {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl Player {
@@ -76,32 +75,15 @@ impl Player {
         let (tx, rx) = mpsc::sync_channel(QUEUE_PACKETS);
         let decoder = Decoder::new(SampleRate::Hz48000, Channels::Mono)
             .context("cannot create the Opus decoder")?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new()
-            .name("audio-playback".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || PlayerLoop::new(settings, decoder, voice).run(&rx, &stop)
-            })
-            .context("cannot start the audio playback thread")?;
+        let worker = Worker::spawn("audio-playback", move |stop| {
+            PlayerLoop::new(settings, decoder, voice).run(&rx, stop)
+        })
+        .context("cannot start the audio playback thread")?;
         let talkback = Talkback {
             queue: tx,
             dropped: Arc::new(AtomicU64::new(0)),
         };
-        let player = Player {
-            stop,
-            thread: Some(thread),
-        };
-        Ok((player, talkback))
-    }
-}
-
-impl Drop for Player {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        Ok((Player { _worker: worker }, talkback))
     }
 }
 
@@ -117,6 +99,16 @@ struct PlayerLoop {
     backoff: Backoff,
     last_packet: Instant,
     pcm: Vec<i16>,
+    spurt: SpurtStats,
+}
+
+/// What one stretch of talk-back looked like, for the log.
+#[derive(Debug, Default)]
+struct SpurtStats {
+    played: u64,
+    concealed: u64,
+    /// Sum over played frames of the audio queued behind each.
+    reserve_samples: u64,
 }
 
 impl PlayerLoop {
@@ -139,6 +131,7 @@ impl PlayerLoop {
             backoff: Backoff::new(REOPEN_FIRST, REOPEN_MAX),
             last_packet: Instant::now(),
             pcm: vec![0; MAX_DECODED],
+            spurt: SpurtStats::default(),
         }
     }
 
@@ -175,6 +168,7 @@ impl PlayerLoop {
                 if let Some(output) = self.output.as_mut() {
                     output.pause();
                 }
+                self.log_spurt();
                 next_tick = None;
                 continue;
             }
@@ -203,9 +197,18 @@ impl PlayerLoop {
 
     /// Decodes and plays one slot; returns how many samples it lasted.
     fn play_one(&mut self, now: Instant) -> usize {
+        // What waits behind the frame played now: the delay the buffer adds.
+        let reserve = self.jitter.buffered().saturating_sub(FRAME_SAMPLES as u64);
         let decoded = match self.jitter.pop() {
-            Slot::Play { packet, .. } => self.decode(Some(&packet)),
-            Slot::Lost => self.decode(None),
+            Slot::Play { packet, .. } => {
+                self.spurt.played += 1;
+                self.spurt.reserve_samples += reserve;
+                self.decode(Some(&packet))
+            }
+            Slot::Lost => {
+                self.spurt.concealed += 1;
+                self.decode(None)
+            }
             Slot::Silence => {
                 self.pcm[..FRAME_SAMPLES].fill(0);
                 FRAME_SAMPLES
@@ -232,6 +235,23 @@ impl PlayerLoop {
                 FRAME_SAMPLES
             }
         }
+    }
+
+    /// Logs how the talk-back that just ended went: what the jitter buffer
+    /// cost in delay and how much it had to conceal.
+    fn log_spurt(&mut self) {
+        let spurt = std::mem::take(&mut self.spurt);
+        if spurt.played == 0 {
+            return;
+        }
+        let reserve = samples_to_duration(spurt.reserve_samples / spurt.played);
+        tracing::info!(
+            "talk-back: {} frames played, {} concealed, {} dropped as overflow; \
+             jitter buffer held {reserve:?} on average",
+            spurt.played,
+            spurt.concealed,
+            self.jitter.overflowed
+        );
     }
 
     fn report_voice(&mut self, now: Instant) {
