@@ -187,8 +187,8 @@ ${extra}
 
 /**
  * The daemon's sound devices without a sound card: ALSA `file` PCMs. The
- * microphone reads `input`, "speech" (espeak-ng, looped to about 40 s) or
- * "silence"; the speaker's raw S16 mono 48 kHz is what `playedRms` measures.
+ * microphone reads `input`, "speech" (espeak-ng, looped to about 40 s),
+ * "silence", or a Buffer of S16 mono 48 kHz samples; the speaker's raw S16 mono 48 kHz is what `playedRms` measures.
  * The `file` plugin runs as fast as its user: with `live`, both go through
  * FIFOs that this process writes and drains at real time instead, pacing
  * the daemon like a sound card would (GStreamer's ALSA elements need that:
@@ -199,7 +199,9 @@ export function alsaBench(cleanup, { input = "speech", live = false, talkback = 
   const dir = scratchDir(cleanup);
   const mic = join(dir, "mic.s16");
   let played = join(dir, "played.s16");
-  if (input === "silence") {
+  if (Buffer.isBuffer(input)) {
+    writeFileSync(mic, input);
+  } else if (input === "silence") {
     writeFileSync(mic, Buffer.alloc(48000 * 2 * 30));
   } else {
     const wav = join(dir, "speech.wav");
@@ -208,11 +210,13 @@ export function alsaBench(cleanup, { input = "speech", live = false, talkback = 
   }
   let infile = mic;
   let drained = null;
+  let writer = null;
   if (live) {
     infile = join(dir, "mic.fifo");
     played = join(dir, "speaker.fifo");
     execFileSync("mkfifo", [infile, played]);
-    cleanup.push(liveWriter(infile, readFileSync(mic)));
+    writer = liveWriter(infile, readFileSync(mic));
+    cleanup.push(writer.stop);
     drained = liveReader(played);
     cleanup.push(drained.stop);
   }
@@ -229,6 +233,8 @@ export function alsaBench(cleanup, { input = "speech", live = false, talkback = 
   ].join("\n"));
   return {
     played,
+    /** With `live`: the wall-clock time (ms) at which microphone sample 0 was "spoken". */
+    micStartedAt: writer?.startedAt ?? null,
     env: { ALSA_CONFIG_PATH: `/usr/share/alsa/alsa.conf:${asoundrc}` },
     config: `
 [audio]
@@ -289,28 +295,47 @@ function liveReader(path) {
 
 /**
  * Writes `pcm` (S16 mono 48 kHz, looped) into the FIFO at `path` at real
- * time, 20 ms at a time, so its reader is paced as by a sound card. Opened
- * read-write so neither end waits for the other. Returns the stop step.
+ * time, each 20 ms once it has passed, as a sound card delivers a period.
+ * Like a microphone nobody listens to, what falls while the FIFO has no
+ * reader (or a full one) is lost, so the reader never inherits a backlog.
+ * Returns the `stop` step and the wall-clock time `startedAt` of sample 0.
  */
 function liveWriter(path, pcm) {
-  const fd = openSync(path, "r+");
   const chunk = 960 * 2;
+  const usable = pcm.length - (pcm.length % chunk);
   const started = performance.now();
-  let written = 0;
+  const startedAt = performance.timeOrigin + started;
+  let fd = null;
+  let next = 0;
   const timer = setInterval(() => {
-    const due = Math.floor((performance.now() - started) / 20) + 1;
-    for (; written < due; written++) {
-      const at = (written * chunk) % (pcm.length - chunk);
+    const due = Math.floor((performance.now() - started) / 20);
+    if (fd === null) {
       try {
-        writeSync(fd, pcm.subarray(at, at + chunk));
+        fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
       } catch {
+        next = due;
         return;
       }
     }
-  }, 10);
-  return () => {
-    clearInterval(timer);
-    closeSync(fd);
+    for (; next < due; next++) {
+      const at = (next * chunk) % usable;
+      try {
+        writeSync(fd, pcm.subarray(at, at + chunk));
+      } catch (e) {
+        if (e.code === "EPIPE") {
+          closeSync(fd);
+          fd = null;
+          return;
+        }
+      }
+    }
+  }, 2);
+  return {
+    startedAt,
+    stop() {
+      clearInterval(timer);
+      if (fd !== null) closeSync(fd);
+    },
   };
 }
 

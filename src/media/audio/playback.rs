@@ -259,6 +259,7 @@ impl PlayerLoop {
             .last_voice_report
             .is_none_or(|last| now.saturating_duration_since(last) >= VOICE_REPORT_EVERY);
         if let (true, Some(talker)) = (due, &self.talker) {
+            tracing::debug!("talk-back: voice from {talker} goes to the speaker");
             self.last_voice_report = Some(now);
             let _ = self.voice.try_send(Arc::clone(talker));
         }
