@@ -140,3 +140,15 @@ e2eTest("echo cancellation on (GStreamer webrtcdsp): speech still reaches the br
   await waitFor("the speaker to play the viewer through the echo probe", () => bench.playedRms() > 0.005, 15000, 250);
   assert.match(daemon.log, /talk-back plays on `spk`/);
 });
+
+e2eTest("a microphone that cannot be opened is retried with backoff while video plays on", async (cleanup) => {
+  const bench = alsaBench(cleanup, { input: "silence", talkback: false });
+  bench.config = bench.config.replace('capture_device = "mic"', 'capture_device = "nosuchmic"');
+  const { daemon, link } = await audioDaemon(cleanup, bench);
+  const page = await openViewer(await launchBrowser(cleanup), daemon, link);
+  const before = (await waitForFrames(page, 10, 40000)).stats.framesDecoded;
+  await waitFor("a second attempt at the microphone", () => (daemon.log.match(/reopening the audio capture device in/g) ?? []).length >= 2, 15000, 200);
+  assert.match(daemon.log, /cannot open ALSA capture device `nosuchmic`/);
+  const s = await waitForFrames(page, before + 60, 15000);
+  assert.equal(s.state, "connected");
+});

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { e2eTest, PEERCAM_BIN, scratchDir, startMosquitto } from "./lib.mjs";
+import { alsaBench, e2eTest, PEERCAM_BIN, scratchDir, startMosquitto } from "./lib.mjs";
 
 function check(dir, name, config) {
   const path = join(dir, name);
@@ -52,4 +52,22 @@ e2eTest("check reports a missing element, an unreachable broker and a wrong pass
   const good = check(dir, "good.toml", `[device]\nid = "c4"\n[mqtt]\nbroker = "${broker.wsUrl}"\nusername = "device"\npassword = "right"\n${video}`);
   assert.equal(good.status, 0, good.out);
   assert.match(good.out, /everything the configuration needs is here/);
+});
+
+e2eTest("check opens the configured microphone and speaker, naming the one that fails", async (cleanup) => {
+  const dir = scratchDir(cleanup);
+  const bench = alsaBench(cleanup, { input: "silence" });
+  const run = (name, audio) => {
+    const path = join(dir, name);
+    writeFileSync(path, `[device]\nid = "a1"\n[mqtt]\nbroker = "mqtt://127.0.0.1:1"\n[audio]\nenabled = true\n${audio}\n`);
+    const result = spawnSync(PEERCAM_BIN, ["check", "-c", path], { encoding: "utf8", timeout: 30000, env: { ...process.env, ...bench.env } });
+    return result.stdout + result.stderr;
+  };
+  const good = run("good.toml", 'capture_device = "mic"\nplayback_device = "spk"');
+  assert.match(good, /\[ ok \] audio +capture device `mic` opens at 48 kHz mono/);
+  assert.match(good, /\[ ok \] audio +playback device `spk` opens at 48 kHz mono/);
+  const bad = run("bad.toml", 'capture_device = "nosuchmic"\nplayback_device = "spk"');
+  const mic = entry(bad, "audio");
+  assert.match(mic.line, /capture device: cannot open ALSA capture device `nosuchmic`/);
+  assert.match(mic.fix, /^fix: list the devices with `arecord -L` and set `audio\.capture_device`/);
 });
