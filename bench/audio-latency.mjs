@@ -16,19 +16,13 @@
 // daemon's talk-back player hands the first frame with the burst to ALSA
 // (its debug log line). A real sound card adds its own buffer at each end
 // (here the device's is 1-4 periods of 20 ms).
-import { readFileSync } from "node:fs";
-import { alsaBench, freshNames, launchBrowser, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames, newCleanup } from "../tests/e2e/lib.mjs";
+import { alsaBench, freshNames, launchBrowser, newCleanup, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "../tests/e2e/lib.mjs";
+import { load, option } from "./proc.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
 const BURSTS = option("bursts", 10);
 const SECONDS = option("seconds", 10);
 const BIN = process.env.PEERCAM_BIN ?? new URL("../target/release/peercam", import.meta.url).pathname;
 const PERIOD_MS = 1500;
-const CLOCK_TICKS = 100;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** One period of the microphone: a 100 ms 1 kHz burst, then silence. */
@@ -37,22 +31,6 @@ function burstPeriod() {
   const pcm = Buffer.alloc(samples * 2);
   for (let i = 0; i < 4800; i++) pcm.writeInt16LE(Math.round(16000 * Math.sin((2 * Math.PI * 1000 * i) / 48000)), i * 2);
   return pcm;
-}
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-async function cpuPercent(pid, seconds) {
-  const start = cpuSeconds(pid);
-  const at = performance.now();
-  await sleep(seconds * 1000);
-  return (100 * (cpuSeconds(pid) - start)) / ((performance.now() - at) / 1000);
-}
-
-function rssMiB(pid) {
-  return Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) / 1024;
 }
 
 const stats = (xs) => {
@@ -113,7 +91,7 @@ try {
     }, 2);
   });
   const pid = daemon.proc.pid;
-  const listening = await cpuPercent(pid, SECONDS);
+  const listening = await load(pid, SECONDS);
   const onsets = await page.evaluate(() => window.benchOnsets);
   const toBrowser = onsets.map((heard) => {
     const burst = Math.floor((heard - bench.micStartedAt) / PERIOD_MS);
@@ -125,7 +103,7 @@ try {
   await waitFor("the floor", () => page.evaluate(() => window.peercamViewer.talk.holding), 10000);
   await sleep(500);
   const spoken = [];
-  const talking = cpuPercent(pid, SECONDS);
+  const talking = load(pid, SECONDS);
   for (let i = 0; i < BURSTS; i++) {
     spoken.push(await page.evaluate(() => {
       const { ctx, gain } = window.benchMic;
@@ -135,8 +113,7 @@ try {
     }));
     await sleep(PERIOD_MS);
   }
-  const talkingCpu = await talking;
-  const rss = rssMiB(pid);
+  const talkingLoad = await talking;
   await page.evaluate(() => window.peercamViewer.setTalk(false));
   await sleep(1500);
   const heard = [...daemon.log.matchAll(/^(\S+Z) DEBUG .*talk-back: voice from/gm)].map((m) => Date.parse(m[1]));
@@ -148,7 +125,7 @@ try {
   console.log(`device → browser mouth-to-ear: ${stats(toBrowser)}; Chromium's own jitter buffer ${browserJitter} ms of it`);
   console.log(`browser → device mouth-to-ALSA: ${stats(toDevice)}`);
   console.log(`talk-back jitter buffer: ${reserve.join("; ") || "no talk-back spurt logged"}`);
-  console.log(`daemon CPU (one core = 100 %): listening ${listening.toFixed(1)} %, listening + talking back ${talkingCpu.toFixed(1)} %; RSS ${rss.toFixed(1)} MiB`);
+  console.log(`daemon CPU (one core = 100 %): listening ${listening.cpuPercent.toFixed(1)} %, listening + talking back ${talkingLoad.cpuPercent.toFixed(1)} %; RSS ${talkingLoad.rssMiB.toFixed(1)} MiB`);
 } finally {
   await runCleanup(cleanup);
 }

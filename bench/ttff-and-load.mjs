@@ -5,35 +5,12 @@
 // test source at 720p30, 2 Mb/s. A benchmark: it prints, never asserts.
 //
 //   cargo build --release && node bench/ttff-and-load.mjs [--trials N] [--seconds S]
-import { readFileSync } from "node:fs";
 import { freshNames, launchBrowser, mqttRecorder, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "../tests/e2e/lib.mjs";
+import { load, option } from "./proc.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
 const TRIALS = option("trials", 5);
 const SECONDS = option("seconds", 10);
 const BIN = process.env.PEERCAM_BIN ?? new URL("../target/release/peercam", import.meta.url).pathname;
-const CLOCK_TICKS = 100;
-
-/** RSS in MiB and cumulative CPU seconds of `pid`, from /proc. */
-function sample(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const rssKb = Number(status.match(/VmRSS:\s+(\d+)/)[1]);
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  return { rssMiB: rssKb / 1024, cpuSeconds, at: performance.now() };
-}
-
-/** Average CPU% (of one core) and final RSS over `seconds`. */
-async function load(pid, seconds) {
-  const start = sample(pid);
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  const end = sample(pid);
-  return { cpuPercent: (100 * (end.cpuSeconds - start.cpuSeconds)) / ((end.at - start.at) / 1000), rssMiB: end.rssMiB };
-}
 
 /** Offer → first frame, and offer → connected, in ms. */
 async function firstFrame(page) {

@@ -263,15 +263,9 @@ fn run_pipeline(
     started: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
     timeline: &Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
-    let pipeline = gst::parse::launch(description)
-        .with_context(|| format!("invalid pipeline `{description}`"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow!("the launch line is not a pipeline"))?;
+    let pipeline = parse_pipeline(description)?;
     let guard = StopOnDrop(pipeline.clone());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| anyhow!("the pipeline has no `appsink name=sink`"))?;
+    let sink: gst_app::AppSink = element_by_name(&pipeline, "sink")?;
     install_callbacks(&sink, Arc::clone(fanout), Arc::clone(timeline));
     let bus = pipeline
         .bus()
@@ -306,6 +300,25 @@ fn run_pipeline(
             _ => {}
         }
     }
+}
+
+/// Parses the launch line `description` into a pipeline.
+pub fn parse_pipeline(description: &str) -> anyhow::Result<gst::Pipeline> {
+    gst::parse::launch(description)
+        .with_context(|| format!("invalid pipeline `{description}`"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("`{description}` is not a pipeline"))
+}
+
+/// The element called `name` in `pipeline`, as the type the code drives it as.
+pub fn element_by_name<T: IsA<gst::Element>>(
+    pipeline: &gst::Pipeline,
+    name: &str,
+) -> anyhow::Result<T> {
+    pipeline
+        .by_name(name)
+        .and_then(|e| e.downcast::<T>().ok())
+        .ok_or_else(|| anyhow!("the pipeline has no suitable element `name={name}`"))
 }
 
 /// Sets the pipeline to NULL however the run ends.

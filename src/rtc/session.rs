@@ -332,45 +332,39 @@ impl Session {
 
     /// Sends one encoded frame; dropped until the session is connected.
     pub fn write_video(&mut self, frame: &EncodedFrame) {
-        let Some((mid, pt)) = self.video else { return };
+        let Some(video) = self.video else { return };
         if !self.connected || self.ended.is_some() {
             return;
         }
-        if self
-            .last_frame_pts
-            .is_some_and(|last| frame.pts_90khz <= last)
-        {
-            return;
-        }
-        self.last_frame_pts = Some(frame.pts_90khz);
-        let Some(writer) = self.rtc.writer(mid) else {
-            return;
-        };
-        let rtp_time = MediaTime::new(frame.pts_90khz, Frequency::NINETY_KHZ);
-        if let Err(e) = writer.write(pt, frame.captured, rtp_time, Arc::clone(&frame.data)) {
-            self.end(EndReason::Failed(e.to_string()));
+        let written = write_media(
+            &mut self.rtc,
+            video,
+            &mut self.last_frame_pts,
+            MediaTime::new(frame.pts_90khz, Frequency::NINETY_KHZ),
+            frame.captured,
+            &frame.data,
+        );
+        if let Err(e) = written {
+            self.end(EndReason::Failed(e));
         }
     }
 
     /// Sends one Opus frame of the microphone, if this call receives audio.
     pub fn write_audio(&mut self, packet: &OpusPacket) {
-        let Some((mid, pt)) = self.audio else { return };
+        let Some(audio) = self.audio else { return };
         if !self.audio_use.send || !self.connected || self.ended.is_some() {
             return;
         }
-        if self
-            .last_audio_rtp
-            .is_some_and(|last| packet.rtp_48khz <= last)
-        {
-            return;
-        }
-        self.last_audio_rtp = Some(packet.rtp_48khz);
-        let Some(writer) = self.rtc.writer(mid) else {
-            return;
-        };
-        let rtp_time = MediaTime::new(packet.rtp_48khz, Frequency::FORTY_EIGHT_KHZ);
-        if let Err(e) = writer.write(pt, packet.captured, rtp_time, Arc::clone(&packet.data)) {
-            self.end(EndReason::Failed(e.to_string()));
+        let written = write_media(
+            &mut self.rtc,
+            audio,
+            &mut self.last_audio_rtp,
+            MediaTime::new(packet.rtp_48khz, Frequency::FORTY_EIGHT_KHZ),
+            packet.captured,
+            &packet.data,
+        );
+        if let Err(e) = written {
+            self.end(EndReason::Failed(e));
         }
     }
 
@@ -510,6 +504,29 @@ impl Session {
             self.ended = Some(reason);
         }
     }
+}
+
+/// Writes `data` on the m-line `(mid, pt)` at RTP time `time`, unless that
+/// would not move the line's timeline (`last`, in ticks) forward: a
+/// restarted source or a duplicate must never make RTP time run backwards.
+fn write_media(
+    rtc: &mut Rtc,
+    (mid, pt): (Mid, Pt),
+    last: &mut Option<u64>,
+    time: MediaTime,
+    captured: Instant,
+    data: &Arc<[u8]>,
+) -> Result<(), String> {
+    if last.is_some_and(|last| time.numer() <= last) {
+        return Ok(());
+    }
+    *last = Some(time.numer());
+    let Some(writer) = rtc.writer(mid) else {
+        return Ok(());
+    };
+    writer
+        .write(pt, captured, time, Arc::clone(data))
+        .map_err(|e| e.to_string())
 }
 
 /// Bounds the direction of the answer's audio m-lines by `caps`: str0m

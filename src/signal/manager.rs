@@ -312,6 +312,16 @@ impl SessionTable {
     }
 }
 
+/// Waits until `deadline`, or forever when there is none.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => {
+            smol::Timer::at(at).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 fn is_offer_error(route: &Route) -> bool {
     matches!(route, Route::Reply(DeviceMessage::Error(e)) if e.re == "offer")
 }
@@ -447,22 +457,12 @@ impl SessionManager {
                         .map_or(Wake::Shutdown, Wake::Event)
                 })
                 .or(async {
-                    match status_due {
-                        Some(at) => {
-                            smol::Timer::at(at).await;
-                            Wake::StatusDue
-                        }
-                        None => std::future::pending().await,
-                    }
+                    until(status_due).await;
+                    Wake::StatusDue
                 })
                 .or(async {
-                    match floor_due {
-                        Some(at) => {
-                            smol::Timer::at(at).await;
-                            Wake::FloorDue
-                        }
-                        None => std::future::pending().await,
-                    }
+                    until(floor_due).await;
+                    Wake::FloorDue
                 })
                 .or(async {
                     match commands.recv().await {

@@ -15,6 +15,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use super::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::video;
 
 /// A device that has delivered nothing for this long is treated as dead.
 const DEVICE_TIMEOUT_MS: u32 = 1000;
@@ -179,13 +180,10 @@ fn pcm_caps() -> String {
     format!("audio/x-raw,format=S16LE,rate={SAMPLE_RATE},channels=1,layout=interleaved")
 }
 
-/// Starts `description` and returns it with its bus checked for an early error.
+/// Parses and starts the pipeline `description`.
 fn launch(description: &str) -> anyhow::Result<gst::Pipeline> {
     gst::init().context("GStreamer failed to initialise")?;
-    let pipeline = gst::parse::launch(description)
-        .with_context(|| format!("invalid audio pipeline `{description}`"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow!("the audio launch line is not a pipeline"))?;
+    let pipeline = video::parse_pipeline(description)?;
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|_| anyhow!("the audio pipeline `{description}` refused to play"))?;
@@ -235,10 +233,7 @@ struct GstInput {
 impl GstInput {
     fn open(device: &str) -> anyhow::Result<Self> {
         let pipeline = launch(&echo_input_pipeline(device))?;
-        let sink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| anyhow!("the echo-cancelling pipeline has no appsink"))?;
+        let sink = video::element_by_name(&pipeline, "sink")?;
         Ok(GstInput {
             pipeline,
             sink,
@@ -291,10 +286,7 @@ struct GstOutput {
 impl GstOutput {
     fn open(device: &str) -> anyhow::Result<Self> {
         let pipeline = launch(&echo_output_pipeline(device))?;
-        let src = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| anyhow!("the echo probe pipeline has no appsrc"))?;
+        let src = video::element_by_name(&pipeline, "src")?;
         Ok(GstOutput { pipeline, src })
     }
 }
