@@ -5,6 +5,7 @@
 // never asserts.
 //
 //   cargo build --release && node bench/audio-latency.mjs [--bursts N] [--seconds S]
+//     [--width W --height H --fps F]   (a small video isolates the cost of audio)
 //
 // Device → browser: the daemon's microphone is a FIFO written at real time
 // (each 20 ms period once it has passed, as a sound card delivers it) with
@@ -21,6 +22,9 @@ import { load, option } from "./proc.mjs";
 
 const BURSTS = option("bursts", 10);
 const SECONDS = option("seconds", 10);
+const WIDTH = option("width", 1280);
+const HEIGHT = option("height", 720);
+const FPS = option("fps", 30);
 const BIN = process.env.PEERCAM_BIN ?? new URL("../target/release/peercam", import.meta.url).pathname;
 const PERIOD_MS = 1500;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -46,7 +50,7 @@ try {
   const names = freshNames();
   process.env.RUST_LOG = "info,str0m=warn,peercam::media::audio::playback=debug";
   const daemon = await startDaemon(cleanup, {
-    bin: BIN, brokerUrl: broker.tcpUrl, ...names, width: 1280, height: 720, fps: 30, bitrateKbps: 2000, audio: bench,
+    bin: BIN, brokerUrl: broker.tcpUrl, ...names, width: WIDTH, height: HEIGHT, fps: FPS, bitrateKbps: 2000, audio: bench,
   });
   const browser = await launchBrowser(cleanup);
   const context = await browser.newContext();
@@ -121,7 +125,7 @@ try {
   const reserve = daemon.log.match(/jitter buffer held ([\d.]+\w+) on average/g) ?? [];
   const browserJitter = (await viewerState(page)).stats.jitterBufferDelayMs;
 
-  console.log(`peercam ${BIN}; video 1280x720 @ 30 fps 2000 kb/s, audio Opus 32 kb/s, talk-back jitter_ms = 60`);
+  console.log(`peercam ${BIN}; video ${WIDTH}x${HEIGHT} @ ${FPS} fps 2000 kb/s, audio Opus 32 kb/s, talk-back jitter_ms = 60`);
   console.log(`device → browser mouth-to-ear: ${stats(toBrowser)}; Chromium's own jitter buffer ${browserJitter} ms of it`);
   console.log(`browser → device mouth-to-ALSA: ${stats(toDevice)}`);
   console.log(`talk-back jitter buffer: ${reserve.join("; ") || "no talk-back spurt logged"}`);

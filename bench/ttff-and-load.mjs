@@ -5,7 +5,7 @@
 // test source at 720p30, 2 Mb/s. A benchmark: it prints, never asserts.
 //
 //   cargo build --release && node bench/ttff-and-load.mjs [--trials N] [--seconds S]
-import { freshNames, launchBrowser, mqttRecorder, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "../tests/e2e/lib.mjs";
+import { freshNames, launchBrowser, mqttRecorder, newCleanup, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "../tests/e2e/lib.mjs";
 import { load, option } from "./proc.mjs";
 
 const TRIALS = option("trials", 5);
@@ -27,7 +27,7 @@ const connects = [];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (xs) => `median ${median(xs)} ms (${xs.join(", ")})`;
 
-const cleanup = [];
+const cleanup = newCleanup();
 try {
   const broker = await startMosquitto(cleanup);
   const names = freshNames();
