@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use alsa::pcm::{Access, Format, HwParams, PCM};
+use alsa::pcm::{Access, Format, Frames, HwParams, PCM};
 use alsa::{Direction, ValueOr};
 use anyhow::{Context, anyhow, bail};
 use gstreamer as gst;
@@ -24,7 +24,9 @@ const DEVICE_TIMEOUT: Duration = Duration::from_millis(DEVICE_TIMEOUT_MS as u64)
 /// Pause after a read that returned no samples.
 const EMPTY_READ_BACKOFF: Duration = Duration::from_millis(5);
 /// Periods in the ALSA buffer: enough to ride out scheduling hiccups.
-const BUFFER_PERIODS: i64 = 4;
+const BUFFER_PERIODS: Frames = 4;
+/// One period in ALSA's frame type (a C `long`: 32 bits on armv7).
+const PERIOD: Frames = FRAME_SAMPLES as Frames;
 /// Name the echo canceller finds its probe by.
 const ECHO_PROBE: &str = "peercam-echo";
 
@@ -84,8 +86,8 @@ fn open_alsa(device: &str, direction: Direction) -> anyhow::Result<PCM> {
         hw.set_channels(1)
             .with_context(|| format!("`{device}` cannot do mono; use a `plug` device"))?;
         hw.set_rate(SAMPLE_RATE, ValueOr::Nearest)?;
-        hw.set_period_size_near(FRAME_SAMPLES as i64, ValueOr::Nearest)?;
-        hw.set_buffer_size_near(FRAME_SAMPLES as i64 * BUFFER_PERIODS)?;
+        hw.set_period_size_near(PERIOD, ValueOr::Nearest)?;
+        hw.set_buffer_size_near(PERIOD * BUFFER_PERIODS)?;
         pcm.hw_params(&hw)
             .with_context(|| format!("`{device}` refused 48 kHz mono S16"))?;
         let rate = hw.get_rate()?;
@@ -95,8 +97,8 @@ fn open_alsa(device: &str, direction: Direction) -> anyhow::Result<PCM> {
     }
     {
         let sw = pcm.sw_params_current()?;
-        sw.set_start_threshold(FRAME_SAMPLES as i64)?;
-        sw.set_avail_min(FRAME_SAMPLES as i64)?;
+        sw.set_start_threshold(PERIOD)?;
+        sw.set_avail_min(PERIOD)?;
         pcm.sw_params(&sw)?;
     }
     pcm.prepare()?;
