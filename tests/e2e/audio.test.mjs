@@ -91,7 +91,9 @@ e2eTest("floor: one talker at a time, passed on when the holder vanishes, video 
 
   assert.deepEqual(await talk(a, true), { granted: true, holder: "viewer" });
   assert.deepEqual(await talk(b, true), { granted: false, holder: "viewer" });
-  await waitFor("B to see A take the floor", async () => (await talkState(b)).events.some((e) => e.holder === "viewer"), 10000);
+  for (const [name, page] of [["A", a], ["B", b]]) {
+    await waitFor(`${name} to see A take the floor`, async () => (await talkState(page)).events.some((e) => e.holder === "viewer"), 10000);
+  }
   assert.ok((await talkState(a)).holding, "A holds the floor");
   assert.ok(!(await talkState(b)).holding, "B does not");
   const framesA = (await viewerState(a)).stats.framesDecoded;
