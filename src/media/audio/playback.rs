@@ -75,14 +75,13 @@ impl Player {
         let (tx, rx) = mpsc::sync_channel(QUEUE_PACKETS);
         let decoder = Decoder::new(SampleRate::Hz48000, Channels::Mono)
             .context("cannot create the Opus decoder")?;
+        let dropped = Arc::new(AtomicU64::new(0));
+        let queue_drops = Arc::clone(&dropped);
         let worker = Worker::spawn("audio-playback", move |stop| {
-            PlayerLoop::new(settings, decoder, voice).run(&rx, stop)
+            PlayerLoop::new(settings, decoder, voice, queue_drops).run(&rx, stop)
         })
         .context("cannot start the audio playback thread")?;
-        let talkback = Talkback {
-            queue: tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        };
+        let talkback = Talkback { queue: tx, dropped };
         Ok((Player { _worker: worker }, talkback))
     }
 }
@@ -100,6 +99,8 @@ struct PlayerLoop {
     last_packet: Instant,
     pcm: Vec<i16>,
     spurt: SpurtStats,
+    /// Packets the sessions could not queue because the player was behind.
+    queue_drops: Arc<AtomicU64>,
 }
 
 /// What one stretch of talk-back looked like, for the log.
@@ -116,6 +117,7 @@ impl PlayerLoop {
         settings: PlaybackSettings,
         decoder: Decoder,
         voice: async_channel::Sender<Arc<str>>,
+        queue_drops: Arc<AtomicU64>,
     ) -> Self {
         let target = duration_to_samples(settings.jitter_target);
         let capacity = target + duration_to_samples(JITTER_HEADROOM);
@@ -132,6 +134,7 @@ impl PlayerLoop {
             last_packet: Instant::now(),
             pcm: vec![0; MAX_DECODED],
             spurt: SpurtStats::default(),
+            queue_drops,
         }
     }
 
@@ -246,11 +249,12 @@ impl PlayerLoop {
         }
         let reserve = samples_to_duration(spurt.reserve_samples / spurt.played);
         tracing::info!(
-            "talk-back: {} frames played, {} concealed, {} dropped as overflow; \
-             jitter buffer held {reserve:?} on average",
+            "talk-back: {} frames played, {} concealed, {} dropped as overflow, {} dropped \
+             before the player; jitter buffer held {reserve:?} on average",
             spurt.played,
             spurt.concealed,
-            self.jitter.overflowed
+            self.jitter.overflowed,
+            self.queue_drops.load(Ordering::Relaxed)
         );
     }
 
