@@ -5,38 +5,14 @@ use std::net::SocketAddr;
 
 use anyhow::anyhow;
 
-/// The viewer's files: path, content type, bytes.
-const FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_bytes!("../web/index.html"),
-    ),
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../web/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../web/app.js"),
-    ),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../web/style.css"),
-    ),
-    (
-        "/vendor/mqtt.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../web/vendor/mqtt.min.js"),
-    ),
-];
+/// The viewer's files as (URL path, content type, bytes): everything under
+/// `web/` a browser loads, embedded by `build.rs`.
+const FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
-/// The file served for a request path (query string ignored).
+/// The file served for a request path (query string ignored; `/` is the page).
 pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = if path == "/" { "/index.html" } else { path };
     FILES
         .iter()
         .find(|(p, _, _)| *p == path)
