@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 /// Delays that double from `first` up to `max`, each jittered to 50–100 %.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     first: Duration,
     max: Duration,
     current: Duration,
@@ -14,7 +14,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Backoff starting at `first`, never above `max`.
-    pub fn new(first: Duration, max: Duration) -> Self {
+    pub(crate) fn new(first: Duration, max: Duration) -> Self {
         Backoff {
             first,
             max,
@@ -23,21 +23,21 @@ impl Backoff {
     }
 
     /// The next delay; `jitter` in `[0, 1)` picks where in the 50–100 % band it lands.
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+    pub(crate) fn next_delay(&mut self, jitter: f64) -> Duration {
         let delay = self.current.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
         self.current = (self.current * 2).min(self.max);
         delay
     }
 
     /// Start again from the first delay, after a success.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.current = self.first;
     }
 }
 
 /// Sleeps `delay` in short steps, returning early once `stop` is set, so a
 /// thread waiting to retry still stops promptly.
-pub fn sleep_unless_stopped(delay: Duration, stop: &AtomicBool) {
+pub(crate) fn sleep_unless_stopped(delay: Duration, stop: &AtomicBool) {
     let until = Instant::now() + delay;
     while !stop.load(Ordering::Relaxed) {
         let Some(left) = until.checked_duration_since(Instant::now()) else {

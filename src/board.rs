@@ -5,62 +5,54 @@ use std::path::Path;
 
 /// One profile: a config fragment and when it applies.
 #[derive(Debug)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// File name under `board/`.
-    pub file: &'static str,
+    pub(crate) file: &'static str,
     /// What it is for, in a few words.
-    pub summary: &'static str,
-    /// The fragment itself.
-    pub fragment: &'static str,
+    pub(crate) summary: &'static str,
     /// Substrings of `/proc/device-tree/model` that select it.
     models: &'static [&'static str],
 }
 
 /// Every profile, most specific first.
-pub const PROFILES: &[Profile] = &[
+pub(crate) const PROFILES: &[Profile] = &[
     Profile {
         file: "pi-zero-2w.toml",
         summary: "Raspberry Pi Zero 2 W, CSI camera, hardware H.264, 720p30",
-        fragment: include_str!("../board/pi-zero-2w.toml"),
         models: &["Raspberry Pi Zero 2"],
     },
     Profile {
         file: "pi3.toml",
         summary: "Raspberry Pi 3, CSI camera, hardware H.264, 720p30",
-        fragment: include_str!("../board/pi3.toml"),
         models: &["Raspberry Pi 3"],
     },
     Profile {
         file: "pi4.toml",
         summary: "Raspberry Pi 4/400/CM4, CSI camera, hardware H.264, 1080p30",
-        fragment: include_str!("../board/pi4.toml"),
         models: &["Raspberry Pi 4", "Raspberry Pi 400", "Compute Module 4"],
     },
     Profile {
         file: "pi5.toml",
         summary: "Raspberry Pi 5 (no H.264 encoder): libcamera + x264, 720p30",
-        fragment: include_str!("../board/pi5.toml"),
         models: &["Raspberry Pi 5", "Compute Module 5"],
     },
     Profile {
         file: "csi-libcamera.toml",
         summary: "any CSI camera through libcamera, 720p30",
-        fragment: include_str!("../board/csi-libcamera.toml"),
         models: &[],
     },
     Profile {
         file: "usb-uvc.toml",
         summary: "a USB webcam (H.264 passed through, else MJPEG/raw encoded), 720p30",
-        fragment: include_str!("../board/usb-uvc.toml"),
         models: &[],
     },
 ];
 
 /// Where Linux tells the board model on device-tree machines.
-pub const MODEL_PATH: &str = "/proc/device-tree/model";
+pub(crate) const MODEL_PATH: &str = "/proc/device-tree/model";
 
 /// The profile for a device-tree `model` string, if one is made for it.
-pub fn profile_for_model(model: &str) -> Option<&'static Profile> {
+pub(crate) fn profile_for_model(model: &str) -> Option<&'static Profile> {
     let model = model.trim_end_matches('\0').trim();
     PROFILES
         .iter()
@@ -68,7 +60,7 @@ pub fn profile_for_model(model: &str) -> Option<&'static Profile> {
 }
 
 /// This machine's model string, if it has a device tree.
-pub fn read_model(path: &Path) -> Option<String> {
+pub(crate) fn read_model(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|bytes| {
         String::from_utf8_lossy(&bytes)
             .trim_end_matches('\0')
@@ -106,13 +98,15 @@ mod tests {
 
     #[test]
     fn every_profile_is_a_valid_config_fragment() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("board");
         for profile in PROFILES {
-            let text = format!("[device]\nid = \"board\"\n{}", profile.fragment);
+            let fragment = std::fs::read_to_string(dir.join(profile.file)).unwrap();
+            let text = format!("[device]\nid = \"board\"\n{fragment}");
             let config = Config::parse(&text, Path::new(profile.file))
                 .unwrap_or_else(|e| panic!("{}: {e}", profile.file));
             assert!(config.video.width >= 640, "{}", profile.file);
             assert!(
-                profile.fragment.lines().next().unwrap().starts_with("# "),
+                fragment.lines().next().unwrap().starts_with("# "),
                 "{} starts with its note",
                 profile.file
             );

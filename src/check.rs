@@ -19,7 +19,7 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// Fine.
     Ok,
     /// Worth knowing; the configuration does not need it.
@@ -30,15 +30,15 @@ pub enum Level {
 
 /// One line of the checklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// Outcome.
-    pub level: Level,
+    pub(crate) level: Level,
     /// What was checked, one word.
-    pub topic: &'static str,
+    pub(crate) topic: &'static str,
     /// What was found.
-    pub detail: String,
+    pub(crate) detail: String,
     /// What to do about it, for warnings and failures.
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
 }
 
 impl Finding {
@@ -67,7 +67,7 @@ impl Finding {
 }
 
 /// The checklist as printed.
-pub fn render(config_path: &Path, findings: &[Finding]) -> String {
+pub(crate) fn render(config_path: &Path, findings: &[Finding]) -> String {
     let mut out = format!("peercam check: {}\n", config_path.display());
     for f in findings {
         let mark = match f.level {
@@ -90,12 +90,12 @@ pub fn render(config_path: &Path, findings: &[Finding]) -> String {
 }
 
 /// Whether any finding is a failure (the exit code is then non-zero).
-pub fn failed(findings: &[Finding]) -> bool {
+pub(crate) fn failed(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.level == Level::Fail)
 }
 
 /// Runs every check for the configuration at `config_path`.
-pub fn run(config_path: &Path) -> Vec<Finding> {
+pub(crate) fn run(config_path: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
     let config = match Config::load(config_path) {
         Ok(config) => {

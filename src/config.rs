@@ -9,19 +9,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::signal::protocol::{self, IceServer};
-
 /// A configuration problem, located as precisely as the file allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The file that was read.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1-based line of the offending key or value, when known.
-    pub line: Option<usize>,
+    pub(crate) line: Option<usize>,
     /// Dotted key path, e.g. `video.fps`; empty for whole-file problems.
-    pub key: String,
+    pub(crate) key: String,
     /// What is wrong, and what would be right.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -42,33 +40,33 @@ impl std::error::Error for ConfigError {}
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     /// Identity and limits of this device.
-    pub device: DeviceConfig,
+    pub(crate) device: DeviceConfig,
     /// The MQTT broker used for signaling.
-    pub mqtt: MqttConfig,
+    pub(crate) mqtt: MqttConfig,
     /// The camera and its encoder.
-    pub video: VideoConfig,
+    pub(crate) video: VideoConfig,
     /// WebRTC transport settings.
-    pub webrtc: WebRtcConfig,
+    pub(crate) webrtc: WebRtcConfig,
     /// The built-in web viewer.
-    pub http: HttpConfig,
+    pub(crate) http: HttpConfig,
     /// Microphone, speaker and talk-back.
-    pub audio: AudioConfig,
+    pub(crate) audio: AudioConfig,
     /// The doorbell button and the local control socket.
-    pub doorbell: DoorbellConfig,
+    pub(crate) doorbell: DoorbellConfig,
 }
 
 /// `[device]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DeviceConfig {
+pub(crate) struct DeviceConfig {
     /// Device id in topics (`[A-Za-z0-9_-]{1,64}`).
-    pub id: String,
+    pub(crate) id: String,
     /// Human-readable name shown in viewers.
-    pub name: String,
+    pub(crate) name: String,
     /// Most viewers watching at once.
-    pub max_viewers: usize,
+    pub(crate) max_viewers: usize,
 }
 
 impl Default for DeviceConfig {
@@ -84,23 +82,23 @@ impl Default for DeviceConfig {
 /// `[mqtt]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MqttConfig {
+pub(crate) struct MqttConfig {
     /// `embedded`, or `mqtt://`, `mqtts://`, `ws://`, `wss://` URL.
-    pub broker: String,
+    pub(crate) broker: String,
     /// Topic prefix (`P` in PROTOCOL.md).
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// Broker user name.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Broker password (prefer `password_file`).
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// File holding the broker password (trailing newline ignored).
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// MQTT client id; default `peercam-<device id>`.
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// MQTT keep-alive interval in seconds.
-    pub keep_alive_secs: u64,
+    pub(crate) keep_alive_secs: u64,
     /// Listeners of the embedded broker (`broker = "embedded"`).
-    pub embedded: EmbeddedBrokerConfig,
+    pub(crate) embedded: EmbeddedBrokerConfig,
 }
 
 impl Default for MqttConfig {
@@ -121,11 +119,11 @@ impl Default for MqttConfig {
 /// `[mqtt.embedded]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EmbeddedBrokerConfig {
+pub(crate) struct EmbeddedBrokerConfig {
     /// Plain MQTT listener.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// MQTT-over-WebSocket listener, for browsers.
-    pub ws_listen: SocketAddr,
+    pub(crate) ws_listen: SocketAddr,
 }
 
 impl Default for EmbeddedBrokerConfig {
@@ -140,7 +138,7 @@ impl Default for EmbeddedBrokerConfig {
 /// Which video source preset to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     /// Test pattern encoded with x264 (no camera needed).
     Test,
     /// A V4L2 camera (UVC webcam); H.264 passed through when it offers it.
@@ -156,7 +154,7 @@ pub enum SourceKind {
 /// What the V4L2 camera should be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum InputFormat {
+pub(crate) enum InputFormat {
     /// H.264 if the camera offers it, else MJPEG, else raw.
     Auto,
     /// The camera's own H.264, passed through.
@@ -170,26 +168,26 @@ pub enum InputFormat {
 /// `[video]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct VideoConfig {
+pub(crate) struct VideoConfig {
     /// Source preset.
-    pub source: SourceKind,
+    pub(crate) source: SourceKind,
     /// Camera device node (`v4l2`, `pi-hw`).
-    pub device: PathBuf,
+    pub(crate) device: PathBuf,
     /// Camera format for `v4l2`.
-    pub input_format: InputFormat,
+    pub(crate) input_format: InputFormat,
     /// Frame width in pixels.
-    pub width: u32,
+    pub(crate) width: u32,
     /// Frame height in pixels.
-    pub height: u32,
+    pub(crate) height: u32,
     /// Frames per second.
-    pub fps: u32,
+    pub(crate) fps: u32,
     /// Encoder target bitrate.
-    pub bitrate_kbps: u32,
+    pub(crate) bitrate_kbps: u32,
     /// Frames between periodic keyframes.
-    pub keyframe_interval: u32,
+    pub(crate) keyframe_interval: u32,
     /// Full GStreamer pipeline for `source = "pipeline"`, ending in
     /// `appsink name=sink`, producing H.264 byte-stream access units.
-    pub pipeline: Option<String>,
+    pub(crate) pipeline: Option<String>,
 }
 
 impl Default for VideoConfig {
@@ -211,30 +209,30 @@ impl Default for VideoConfig {
 /// One `[[webrtc.ice_servers]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IceServerConfig {
+pub(crate) struct IceServerConfig {
     /// `stun:`, `turn:` or `turns:` URLs.
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// TURN user name.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// TURN password.
-    pub credential: Option<String>,
+    pub(crate) credential: Option<String>,
 }
 
 /// `[webrtc]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct WebRtcConfig {
+pub(crate) struct WebRtcConfig {
     /// Interface names or addresses to offer host candidates on; empty
     /// means every interface that is up, loopback excluded.
-    pub interfaces: Vec<String>,
+    pub(crate) interfaces: Vec<String>,
     /// UDP port range `"FIRST-LAST"` for media sockets; empty for any port.
-    pub port_range: Option<String>,
+    pub(crate) port_range: Option<String>,
     /// Seconds without a datagram from a viewer before its session ends.
-    pub peer_timeout_secs: u64,
+    pub(crate) peer_timeout_secs: u64,
     /// Seconds after the offer by which DTLS must have connected.
-    pub connect_timeout_secs: u64,
+    pub(crate) connect_timeout_secs: u64,
     /// STUN/TURN servers handed to viewers.
-    pub ice_servers: Vec<IceServerConfig>,
+    pub(crate) ice_servers: Vec<IceServerConfig>,
 }
 
 impl Default for WebRtcConfig {
@@ -251,56 +249,32 @@ impl Default for WebRtcConfig {
 
 impl WebRtcConfig {
     /// Seconds without a datagram before a session ends, as a duration.
-    pub fn peer_timeout(&self) -> Duration {
+    pub(crate) fn peer_timeout(&self) -> Duration {
         Duration::from_secs(self.peer_timeout_secs)
     }
 
     /// Connect deadline after the offer, as a duration.
-    pub fn connect_timeout(&self) -> Duration {
+    pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
     }
 
     /// The configured port range, if any (validated at load).
-    pub fn ports(&self) -> Option<Range<u16>> {
+    pub(crate) fn ports(&self) -> Option<Range<u16>> {
         self.port_range
             .as_deref()
             .and_then(|r| parse_port_range(r).ok())
-    }
-
-    /// ICE servers as advertised in the retained status: no credentials.
-    pub fn public_ice_servers(&self) -> Vec<IceServer> {
-        self.ice_servers
-            .iter()
-            .map(|s| IceServer {
-                urls: s.urls.clone(),
-                username: None,
-                credential: None,
-            })
-            .collect()
-    }
-
-    /// ICE servers with credentials, for one session's `ice-servers` reply.
-    pub fn private_ice_servers(&self) -> Vec<IceServer> {
-        self.ice_servers
-            .iter()
-            .map(|s| IceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            })
-            .collect()
     }
 }
 
 /// `[http]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     /// Address serving the web viewer; empty to disable.
-    pub listen: String,
+    pub(crate) listen: String,
     /// Broker URL browsers use (`ws://`/`wss://`), put in the printed link;
     /// defaults to the embedded broker's WebSocket listener or a `ws(s)://` broker.
-    pub broker_url: Option<String>,
+    pub(crate) broker_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -314,7 +288,7 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// The listen address, or `None` when the viewer is disabled.
-    pub fn listen_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen.parse().ok()
     }
 }
@@ -322,21 +296,21 @@ impl HttpConfig {
 /// `[audio]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AudioConfig {
+pub(crate) struct AudioConfig {
     /// Send the microphone to viewers (and, with `talkback`, play theirs).
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// ALSA capture device (the microphone).
-    pub capture_device: String,
+    pub(crate) capture_device: String,
     /// ALSA playback device (the speaker) for talk-back.
-    pub playback_device: String,
+    pub(crate) playback_device: String,
     /// Whether viewers may talk back through the speaker.
-    pub talkback: bool,
+    pub(crate) talkback: bool,
     /// Opus bitrate of the microphone stream, in kbit/s.
-    pub bitrate_kbps: u32,
+    pub(crate) bitrate_kbps: u32,
     /// Reserve the talk-back jitter buffer builds before playing, in ms.
-    pub jitter_ms: u64,
+    pub(crate) jitter_ms: u64,
     /// Cancel the speaker's echo in the microphone (GStreamer `webrtcdsp`).
-    pub echo_cancel: bool,
+    pub(crate) echo_cancel: bool,
 }
 
 impl Default for AudioConfig {
@@ -353,31 +327,20 @@ impl Default for AudioConfig {
     }
 }
 
-impl AudioConfig {
-    /// The `audio` value of the status: what a viewer can do with audio.
-    pub fn direction(&self) -> Option<&'static str> {
-        match (self.enabled, self.talkback) {
-            (false, _) => None,
-            (true, true) => Some("sendrecv"),
-            (true, false) => Some("sendonly"),
-        }
-    }
-}
-
 /// `[doorbell]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DoorbellConfig {
+pub(crate) struct DoorbellConfig {
     /// GPIO character device of the button.
-    pub gpio_chip: PathBuf,
+    pub(crate) gpio_chip: PathBuf,
     /// Line offset of the button on `gpio_chip`; unset means no button.
-    pub gpio_line: Option<u32>,
+    pub(crate) gpio_line: Option<u32>,
     /// The button pulls the line low when pressed.
-    pub active_low: bool,
+    pub(crate) active_low: bool,
     /// A level must hold this long to count, in ms.
-    pub debounce_ms: u64,
+    pub(crate) debounce_ms: u64,
     /// Unix socket for `peercam ring`; empty turns it off.
-    pub control_socket: PathBuf,
+    pub(crate) control_socket: PathBuf,
 }
 
 impl Default for DoorbellConfig {
@@ -394,7 +357,7 @@ impl Default for DoorbellConfig {
 
 impl Config {
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             line: None,
@@ -405,7 +368,7 @@ impl Config {
     }
 
     /// Parses and validates `text`, naming `file` in errors.
-    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let located = |key: String, span: Option<Range<usize>>, message: String| ConfigError {
             file: file.to_owned(),
             line: span.map(|s| line_of(text, s.start)),
@@ -452,13 +415,13 @@ impl Config {
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let err = |key: &'static str, message: &str| Err((key, message.to_owned()));
-        if !protocol::is_valid_device_id(&self.device.id) {
+        if !is_topic_id(&self.device.id, 1..=64) {
             return err("device.id", "must be 1 to 64 characters of A-Z a-z 0-9 _ -");
         }
         if !(1..=64).contains(&self.device.max_viewers) {
             return err("device.max_viewers", "must be between 1 and 64");
         }
-        if !protocol::is_valid_prefix(&self.mqtt.prefix) {
+        if !is_valid_prefix(&self.mqtt.prefix) {
             return err(
                 "mqtt.prefix",
                 "must be one or more topic levels without `+`, `#`, empty levels or a leading/trailing `/`",
@@ -573,6 +536,24 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `prefix` is a valid topic prefix: one or more non-empty levels,
+/// no wildcards, no leading or trailing `/`.
+fn is_valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .split('/')
+            .all(|level| !level.is_empty() && !level.contains(['+', '#']))
+}
+
+/// Whether `id` is `[A-Za-z0-9_-]` with a length in `len`: the grammar of
+/// device and session ids in topics.
+pub(crate) fn is_topic_id(id: &str, len: std::ops::RangeInclusive<usize>) -> bool {
+    len.contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Parses `"FIRST-LAST"` into a half-open port range.
@@ -716,9 +697,8 @@ listen = ""
         assert_eq!(config.device.max_viewers, 2);
         assert_eq!(config.video.input_format, InputFormat::Mjpeg);
         assert_eq!(config.webrtc.ports(), Some(40000..40010));
-        assert_eq!(config.webrtc.public_ice_servers()[0].credential, None);
         assert_eq!(
-            config.webrtc.private_ice_servers()[0].credential.as_deref(),
+            config.webrtc.ice_servers[0].credential.as_deref(),
             Some("p")
         );
         assert_eq!(config.http.listen_addr(), None);
@@ -787,6 +767,19 @@ listen = ""
                 assert_eq!(got_line, Some(line), "{text}: {message}");
             }
         }
+    }
+
+    #[test]
+    fn validates_ids_and_prefixes() {
+        assert!(is_valid_prefix("peercam"));
+        assert!(is_valid_prefix("home/cams"));
+        for bad in ["", "/a", "a/", "a//b", "a/+", "#", "a/b#"] {
+            assert!(!is_valid_prefix(bad), "{bad}");
+        }
+        assert!(is_topic_id("cam-1_A", 1..=64));
+        assert!(!is_topic_id("", 1..=64));
+        assert!(!is_topic_id(&"a".repeat(65), 1..=64));
+        assert!(!is_topic_id("a b", 1..=64));
     }
 
     #[test]

@@ -11,20 +11,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::signal::manager::Command;
+
 /// How long one client may take to send its command.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest command line read.
 const MAX_LINE: u64 = 256;
 
-/// A command received on the control socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Ring the doorbell.
-    Ring,
-}
-
 /// Parses one command line; the error is the reply to send.
-pub fn parse_command(line: &str) -> Result<Command, String> {
+pub(crate) fn parse_command(line: &str) -> Result<Command, String> {
     match line.trim() {
         "ring" => Ok(Command::Ring),
         "" => Err("error: empty command; known commands: ring".into()),
@@ -37,7 +32,7 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
 /// Serves the socket at `path` on its own thread, sending each command to
 /// `commands`. The socket is made readable and writable by its owner and
 /// group only.
-pub fn start(path: &Path, commands: async_channel::Sender<Command>) -> anyhow::Result<()> {
+pub(crate) fn start(path: &Path, commands: async_channel::Sender<Command>) -> anyhow::Result<()> {
     if path.exists() {
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
@@ -91,7 +86,7 @@ fn answer(stream: UnixStream, commands: &async_channel::Sender<Command>) -> std:
 
 /// Sends `command` to the daemon listening at `path`; an error says what
 /// the daemon refused or what to check.
-pub fn send(path: &Path, command: &str) -> anyhow::Result<()> {
+pub(crate) fn send(path: &Path, command: &str) -> anyhow::Result<()> {
     let mut stream = UnixStream::connect(path).with_context(|| {
         format!(
             "cannot reach the daemon at {}: is peercam running, and is this user \

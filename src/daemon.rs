@@ -4,8 +4,10 @@
 //! and that its main loop is alive.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::config::{AudioConfig, Config};
 use crate::media::audio::capture::{AudioSource, CaptureSettings};
@@ -13,26 +15,29 @@ use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
 use crate::media::video::{self, VideoSource};
 use crate::rtc::driver::SessionMedia;
-use crate::rtc::net;
-use crate::rtc::session::{AudioCaps, SessionLimits};
-use crate::service::{self, Health, ServiceNotifier};
+use crate::rtc::session::{AudioCaps, SessionConfig, SessionLimits};
+use crate::service::{self, Drops, Health, ServiceNotifier};
 use crate::signal::manager::{ManagerInputs, ManagerSetup, SessionManager};
 use crate::signal::mqtt::MqttLink;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::{self, Topics};
+use crate::signal::protocol::{self, IceServer, Topics};
 
-/// Runs the daemon until it is told to stop.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until it is told to stop; fails when a part it cannot
+/// run without (the broker link) dies, so the service manager restarts it.
+pub(crate) fn run(config: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = shutdown_tx.try_send(());
     })
     .context("cannot install the signal handler")?;
 
-    let description = video::resolve_pipeline(&config.video)?;
     let video = Fanout::new();
-    let _camera =
-        VideoSource::start(description, video.clone()).context("the video source did not start")?;
+    let video_config = config.video.clone();
+    let camera = VideoSource::start(
+        move || video::resolve_pipeline(&video_config),
+        video.clone(),
+    )
+    .context("the video source did not start")?;
     let audio_caps = audio_caps(&config.audio);
     let audio = Fanout::new();
     let _microphone = if audio_caps.send {
@@ -46,29 +51,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let (voice_tx, voice_rx) = async_channel::bounded(16);
     let (_speaker, talkback) = start_speaker(&config.audio, audio_caps, voice_tx)?;
 
-    let local_ips = net::select_addrs(&net::interface_addrs()?, &config.webrtc.interfaces);
-    if local_ips.is_empty() {
-        bail!(
-            "no network address matches `webrtc.interfaces` ({:?}); nothing to offer viewers",
-            config.webrtc.interfaces
-        );
-    }
-    tracing::info!("media addresses: {local_ips:?}");
-
     let broker_url = broker_url(&config)?;
     let topics = Topics::new(&config.mqtt.prefix, &config.device.id);
+    let limits = SessionLimits {
+        connect_timeout: config.webrtc.connect_timeout(),
+        peer_timeout: config.webrtc.peer_timeout(),
+    };
+    let ice_servers = &config.webrtc.ice_servers;
     let setup = ManagerSetup {
         name: config.device.name.clone(),
         max_viewers: config.device.max_viewers,
-        limits: SessionLimits {
-            connect_timeout: config.webrtc.connect_timeout(),
-            peer_timeout: config.webrtc.peer_timeout(),
-        },
-        local_ips,
+        session: SessionConfig::new(limits, audio_caps)?,
+        interfaces: config.webrtc.interfaces.clone(),
         ports: config.webrtc.ports(),
-        public_ice_servers: config.webrtc.public_ice_servers(),
-        private_ice_servers: config.webrtc.private_ice_servers(),
-        audio: audio_caps,
+        public_ice_servers: ice_servers.iter().map(IceServer::public).collect(),
+        private_ice_servers: ice_servers.iter().map(IceServer::private).collect(),
     };
     let client_id = config
         .mqtt
@@ -83,7 +80,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         &topics,
         initial_status,
     )?;
-    let outbox = Outbox::new(topics.clone(), link.handle());
+    let mqtt = link.handle();
+    let outbox = Outbox::new(topics.clone(), Arc::new(mqtt.clone()));
     let media = SessionMedia {
         video,
         audio,
@@ -91,9 +89,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let manager = SessionManager::new(setup, topics, outbox, media);
     let (commands_tx, commands) = async_channel::bounded(8);
-    if let Err(e) = crate::doorbell::start(&config.doorbell, commands_tx.clone()) {
-        tracing::error!("the doorbell button is not watched: {e:#}");
-    }
+    let _doorbell = crate::doorbell::start(&config.doorbell, commands_tx.clone())?;
     let socket = &config.doorbell.control_socket;
     if !socket.as_os_str().is_empty()
         && let Err(e) = crate::control::start(socket, commands_tx)
@@ -106,23 +102,32 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         println!("{}", viewer_link(&config, bound));
     }
     let mut notifier = ServiceNotifier::from_env();
-    let mqtt = link.handle();
+    let camera_health = camera.health();
     let inputs = ManagerInputs {
         inbound,
         commands,
         voice: voice_rx,
         shutdown: shutdown_rx,
     };
-    smol::block_on(manager.run(inputs, service::TICK, |viewers| {
-        notifier.tick(Health {
-            viewers,
+    let outcome = smol::block_on(manager.run(inputs, service::TICK, |tally| {
+        let (camera, camera_alive) = camera_health.report(Instant::now());
+        notifier.tick(&Health {
+            viewers: tally.viewers,
             broker_online: mqtt.is_online(),
+            camera,
+            camera_alive,
+            media_addresses: tally.media_addresses,
+            drops: Drops {
+                inbound: tally.dropped + mqtt.dropped_inbound(),
+                outbound: mqtt.dropped_outbound(),
+                errors: tally.errors_suppressed,
+            },
         })
     }));
     notifier.stopping();
     tracing::info!("stopping");
     drop(link);
-    Ok(())
+    outcome
 }
 
 /// What the configured audio lets calls do.
@@ -170,11 +175,11 @@ fn broker_url(config: &Config) -> anyhow::Result<String> {
         Ok(format!("mqtt://{}", config.mqtt.embedded.listen))
     }
     #[cfg(not(feature = "embedded-broker"))]
-    bail!("this build has no embedded broker; set `mqtt.broker` to a broker URL")
+    anyhow::bail!("this build has no embedded broker; set `mqtt.broker` to a broker URL")
 }
 
 /// The pairing-link form URL that opens the viewer on this device.
-pub fn viewer_link(config: &Config, http: SocketAddr) -> String {
+pub(crate) fn viewer_link(config: &Config, http: SocketAddr) -> String {
     let host = if http.ip().is_unspecified() {
         format!("localhost:{}", http.port())
     } else {

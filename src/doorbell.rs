@@ -3,23 +3,25 @@
 //! the button rings once. Each accepted press is handed to the session
 //! manager, which publishes the `ring` event.
 
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gpiocdev::line::{EdgeDetection, EdgeKind, Value};
 
+use crate::backoff::{Backoff, sleep_unless_stopped};
 use crate::config::DoorbellConfig;
-use crate::control::Command;
+use crate::signal::manager::Command;
+use crate::worker::Worker;
 
 /// Presses closer together than this ring only once.
-pub const HOLD_OFF: Duration = Duration::from_secs(2);
+pub(crate) const HOLD_OFF: Duration = Duration::from_secs(2);
 
 /// Turns raw edges of a noisy contact into presses: a level counts only
 /// once it has been stable for the debounce period, and a press within
 /// [`HOLD_OFF`] of the previous one is ignored.
 #[derive(Debug, Clone)]
-pub struct Debouncer {
+pub(crate) struct Debouncer {
     period: Duration,
     hold_off: Duration,
     stable_active: bool,
@@ -29,7 +31,7 @@ pub struct Debouncer {
 
 impl Debouncer {
     /// A debouncer for a line currently at `active`.
-    pub fn new(period: Duration, hold_off: Duration, active: bool) -> Self {
+    pub(crate) fn new(period: Duration, hold_off: Duration, active: bool) -> Self {
         Debouncer {
             period,
             hold_off,
@@ -40,7 +42,7 @@ impl Debouncer {
     }
 
     /// The line changed to `active` at `at`.
-    pub fn edge(&mut self, active: bool, at: Instant) {
+    pub(crate) fn edge(&mut self, active: bool, at: Instant) {
         self.pending = if active == self.stable_active {
             None
         } else {
@@ -49,12 +51,12 @@ impl Debouncer {
     }
 
     /// When [`Debouncer::poll`] may next report something.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.pending.map(|(_, at)| at + self.period)
     }
 
     /// Whether a press completed by `now`.
-    pub fn poll(&mut self, now: Instant) -> bool {
+    pub(crate) fn poll(&mut self, now: Instant) -> bool {
         let Some((active, at)) = self.pending else {
             return false;
         };
@@ -74,16 +76,53 @@ impl Debouncer {
     }
 }
 
-/// Watches the configured line on its own thread, sending a ring per
-/// press to `rings`, until the receiving side is gone.
-pub fn start(config: &DoorbellConfig, rings: async_channel::Sender<Command>) -> anyhow::Result<()> {
+/// A line that stayed watched this long counts as healthy (backoff resets).
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// How long one wait for an edge lasts before the thread looks up.
+const EDGE_WAIT: Duration = Duration::from_millis(500);
+
+/// Watches the configured line on its own thread, sending a ring per press
+/// to `rings`, until the returned worker is dropped. A line that cannot be
+/// requested or fails later is retried with capped backoff: a GPIO error
+/// must not end the doorbell for good. `None` when no line is configured.
+pub(crate) fn start(
+    config: &DoorbellConfig,
+    rings: async_channel::Sender<Command>,
+) -> anyhow::Result<Option<Worker>> {
     let Some(line) = config.gpio_line else {
-        return Ok(());
+        return Ok(None);
     };
-    let chip = config.gpio_chip.clone();
+    let config = config.clone();
+    let worker = Worker::spawn("doorbell", move |stop| {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        while !stop.load(Ordering::Relaxed) {
+            let began = Instant::now();
+            let Err(error) = request(&config, line)
+                .and_then(|(request, debouncer)| watch(&request, debouncer, &rings, stop))
+            else {
+                return;
+            };
+            if began.elapsed() >= HEALTHY_AFTER {
+                backoff.reset();
+            }
+            let delay = backoff.next_delay(rand::random());
+            tracing::error!(
+                "doorbell button ({} line {line}): {error:#}; retrying in {delay:?}",
+                config.gpio_chip.display()
+            );
+            sleep_unless_stopped(delay, stop);
+        }
+    })
+    .context("cannot start the doorbell thread")?;
+    Ok(Some(worker))
+}
+
+/// Requests `line` for edge events; returns it with a debouncer that
+/// starts from the line's current level.
+fn request(config: &DoorbellConfig, line: u32) -> anyhow::Result<(gpiocdev::Request, Debouncer)> {
     let mut builder = gpiocdev::Request::builder();
     builder
-        .on_chip(&chip)
+        .on_chip(&config.gpio_chip)
         .with_consumer("peercam doorbell")
         .with_line(line)
         .as_input()
@@ -94,58 +133,37 @@ pub fn start(config: &DoorbellConfig, rings: async_channel::Sender<Command>) -> 
     let request = builder.request().with_context(|| {
         format!(
             "cannot watch GPIO line {line} on {}: is the user in group `gpio`?",
-            chip.display()
+            config.gpio_chip.display()
         )
     })?;
     let active = request.value(line).map(|v| v == Value::Active)?;
-    let debounce = Duration::from_millis(config.debounce_ms);
-    std::thread::Builder::new()
-        .name("doorbell".into())
-        .spawn(move || {
-            watch(
-                request,
-                chip,
-                Debouncer::new(debounce, HOLD_OFF, active),
-                rings,
-            )
-        })
-        .context("cannot start the doorbell thread")?;
     tracing::info!("doorbell button on GPIO line {line}");
-    Ok(())
+    let debounce = Duration::from_millis(config.debounce_ms);
+    Ok((request, Debouncer::new(debounce, HOLD_OFF, active)))
 }
 
+/// Turns the line's edges into rings until `stop` (Ok) or a GPIO error.
 fn watch(
-    request: gpiocdev::Request,
-    chip: PathBuf,
+    request: &gpiocdev::Request,
     mut debouncer: Debouncer,
-    rings: async_channel::Sender<Command>,
-) {
-    while !rings.is_closed() {
+    rings: &async_channel::Sender<Command>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) && !rings.is_closed() {
         let now = Instant::now();
         let wait = debouncer
             .deadline()
-            .map_or(Duration::from_millis(500), |d| {
-                d.saturating_duration_since(now)
-            });
-        match request.wait_edge_event(wait) {
-            Ok(true) => match request.read_edge_event() {
-                Ok(event) => debouncer.edge(event.kind == EdgeKind::Rising, Instant::now()),
-                Err(e) => tracing::warn!("doorbell {}: {e}", chip.display()),
-            },
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(
-                    "doorbell {}: {e}; the button is not watched",
-                    chip.display()
-                );
-                return;
-            }
+            .map_or(EDGE_WAIT, |d| d.saturating_duration_since(now));
+        if request.wait_edge_event(wait)? {
+            let event = request.read_edge_event()?;
+            debouncer.edge(event.kind == EdgeKind::Rising, Instant::now());
         }
         if debouncer.poll(Instant::now()) {
             tracing::info!("doorbell pressed");
             let _ = rings.try_send(Command::Ring);
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use anyhow::anyhow;
 const FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
 /// The file served for a request path (query string ignored; `/` is the page).
-pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
+pub(crate) fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let path = if path == "/" { "/index.html" } else { path };
     FILES
@@ -20,7 +20,7 @@ pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
 }
 
 /// Starts serving on `addr` in a background thread; returns the bound address.
-pub fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub(crate) fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow!("cannot serve the web viewer on {addr}: {e}"))?;
     let bound = server

@@ -8,16 +8,21 @@
 //! doorbell presses from [`doorbell`] and [`control`].
 //! [`daemon`] wires them together; [`config`] is the one TOML file.
 
-pub mod backoff;
-pub mod board;
-pub mod check;
-pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod doorbell;
-pub mod http;
-pub mod media;
-pub mod rtc;
-pub mod service;
-pub mod signal;
-pub mod worker;
+mod backoff;
+mod board;
+mod check;
+mod cli;
+mod config;
+mod control;
+mod daemon;
+mod doorbell;
+mod http;
+mod media;
+mod rtc;
+mod service;
+mod signal;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
+mod worker;
+
+pub use cli::main;

@@ -11,7 +11,7 @@ use std::time::Duration;
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// A running named thread; asks it to stop, and waits for it, when dropped.
-pub struct Worker {
+pub(crate) struct Worker {
     name: String,
     stop: Arc<AtomicBool>,
     finished: mpsc::Receiver<()>,
@@ -20,7 +20,7 @@ pub struct Worker {
 impl Worker {
     /// Runs `body` on a thread called `name`; `body` returns once the flag
     /// it is given is set.
-    pub fn spawn(
+    pub(crate) fn spawn(
         name: &str,
         body: impl FnOnce(&AtomicBool) + Send + 'static,
     ) -> std::io::Result<Self> {

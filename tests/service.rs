@@ -2,14 +2,12 @@
 //! the broker link is online, `STATUS=` lines, `WATCHDOG=1` at half of
 //! `WatchdogSec`, and no `WATCHDOG=1` while the main loop is stuck.
 
-use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 mod common;
 
 use common::{Daemon, TempDir, free_port};
-use peercam::config::EmbeddedBrokerConfig;
 
 /// A service manager's notification socket.
 struct NotifySocket {
@@ -131,9 +129,7 @@ fn ready_waits_for_the_broker_and_the_watchdog_keeps_pace() {
         "the watchdog is fed while waiting for the broker: {before:?}"
     );
 
-    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let ws_listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    peercam::signal::broker::start(&EmbeddedBrokerConfig { listen, ws_listen }).unwrap();
+    let _broker = common::Mosquitto::start(port);
     let until_ready = notify.until_line("READY=1", Duration::from_secs(20));
     let after = notify.collect(Duration::from_secs(4));
     assert!(

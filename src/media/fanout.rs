@@ -9,15 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A unit of media that the fan-out can hand to viewers.
-pub trait Frame: Clone {
+pub(crate) trait Frame: Clone {
     /// Whether a decoder can start from this frame.
     fn is_keyframe(&self) -> bool;
 }
 
 /// Distributes frames from one source to any number of subscribers.
-pub struct Fanout<T> {
+pub(crate) struct Fanout<T> {
     subscribers: Mutex<Subscribers<T>>,
-    keyframe_wanted: AtomicBool,
     /// A keyframe was asked for regardless of subscribers (a doorbell ring).
     keyframe_forced: AtomicBool,
 }
@@ -35,20 +34,19 @@ struct Subscriber<T> {
 
 impl<T: Frame> Fanout<T> {
     /// An empty fan-out.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Fanout {
             subscribers: Mutex::new(Subscribers {
                 list: Vec::new(),
                 next_id: 0,
             }),
-            keyframe_wanted: AtomicBool::new(false),
             keyframe_forced: AtomicBool::new(false),
         })
     }
 
     /// Adds a subscriber with a queue of `capacity` frames. It receives
     /// nothing until the next keyframe, which is requested from the source.
-    pub fn subscribe(self: &Arc<Self>, capacity: usize) -> Subscription<T> {
+    pub(crate) fn subscribe(self: &Arc<Self>, capacity: usize) -> Subscription<T> {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
         let mut subscribers = self.lock();
         let id = subscribers.next_id;
@@ -58,7 +56,6 @@ impl<T: Frame> Fanout<T> {
             queue: tx,
             awaiting_keyframe: true,
         });
-        self.keyframe_wanted.store(true, Ordering::Relaxed);
         Subscription {
             id,
             queue: rx,
@@ -68,7 +65,7 @@ impl<T: Frame> Fanout<T> {
 
     /// Offers `frame` to every subscriber. Returns whether some subscriber
     /// is waiting for a keyframe, i.e. whether the source should make one.
-    pub fn publish(&self, frame: T) -> bool {
+    pub(crate) fn publish(&self, frame: T) -> bool {
         let keyframe = frame.is_keyframe();
         let mut subscribers = self.lock();
         let mut wanted = false;
@@ -87,7 +84,6 @@ impl<T: Frame> Fanout<T> {
             }
             true
         });
-        self.keyframe_wanted.store(wanted, Ordering::Relaxed);
         let forced = !keyframe && self.keyframe_forced.swap(false, Ordering::Relaxed);
         if keyframe {
             self.keyframe_forced.store(false, Ordering::Relaxed);
@@ -97,24 +93,18 @@ impl<T: Frame> Fanout<T> {
 
     /// Asks the source for a keyframe now, without making any subscriber
     /// wait for it.
-    pub fn force_keyframe(&self) {
+    pub(crate) fn force_keyframe(&self) {
         self.keyframe_forced.store(true, Ordering::Relaxed);
     }
 
-    /// Whether some subscriber waits for a keyframe.
-    pub fn keyframe_wanted(&self) -> bool {
-        self.keyframe_wanted.load(Ordering::Relaxed)
-    }
-
     /// Number of current subscribers.
-    pub fn subscriber_count(&self) -> usize {
+    pub(crate) fn subscriber_count(&self) -> usize {
         self.lock().list.len()
     }
 
     fn request_keyframe_for(&self, id: u64) {
         if let Some(sub) = self.lock().list.iter_mut().find(|s| s.id == id) {
             sub.awaiting_keyframe = true;
-            self.keyframe_wanted.store(true, Ordering::Relaxed);
         }
     }
 
@@ -130,7 +120,7 @@ impl<T: Frame> Fanout<T> {
 }
 
 /// One viewer's end of a [`Fanout`]; unsubscribes when dropped.
-pub struct Subscription<T: Frame> {
+pub(crate) struct Subscription<T: Frame> {
     id: u64,
     queue: async_channel::Receiver<T>,
     fanout: Arc<Fanout<T>>,
@@ -138,17 +128,17 @@ pub struct Subscription<T: Frame> {
 
 impl<T: Frame> Subscription<T> {
     /// The next frame for this viewer.
-    pub async fn recv(&self) -> Option<T> {
+    pub(crate) async fn recv(&self) -> Option<T> {
         self.queue.recv().await.ok()
     }
 
     /// The next frame if one is queued.
-    pub fn try_recv(&self) -> Option<T> {
+    pub(crate) fn try_recv(&self) -> Option<T> {
         self.queue.try_recv().ok()
     }
 
     /// The viewer lost the picture (PLI/FIR): skip to a fresh keyframe.
-    pub fn request_keyframe(&self) {
+    pub(crate) fn request_keyframe(&self) {
         self.fanout.request_keyframe_for(self.id);
     }
 }
@@ -162,14 +152,14 @@ impl<T: Frame> Drop for Subscription<T> {
 /// Coalesces keyframe requests so the encoder is asked at most once per
 /// interval, however many viewers join or report loss at once.
 #[derive(Debug)]
-pub struct KeyframeGate {
+pub(crate) struct KeyframeGate {
     interval: Duration,
     last_forced: Option<Instant>,
 }
 
 impl KeyframeGate {
     /// A gate letting one request through per `interval`.
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         KeyframeGate {
             interval,
             last_forced: None,
@@ -177,7 +167,7 @@ impl KeyframeGate {
     }
 
     /// Whether to force a keyframe now, given whether one is `wanted`.
-    pub fn should_force(&mut self, wanted: bool, now: Instant) -> bool {
+    pub(crate) fn should_force(&mut self, wanted: bool, now: Instant) -> bool {
         let due = self
             .last_forced
             .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
@@ -217,7 +207,6 @@ mod tests {
     fn a_new_viewer_starts_at_a_keyframe_and_asks_for_one() {
         let fanout = Fanout::new();
         let first = fanout.subscribe(8);
-        assert!(fanout.keyframe_wanted());
         assert!(
             fanout.publish(delta(0)),
             "a waiting viewer wants a keyframe"
@@ -226,10 +215,9 @@ mod tests {
         fanout.publish(delta(2));
         let second = fanout.subscribe(8);
         assert!(
-            fanout.keyframe_wanted(),
+            fanout.publish(delta(3)),
             "every join asks again, not only the first"
         );
-        assert!(fanout.publish(delta(3)));
         assert!(!fanout.publish(key(4)));
         fanout.publish(delta(5));
         assert_eq!(drain(&first), [1, 2, 3, 4, 5]);
@@ -262,7 +250,6 @@ mod tests {
         let sub = fanout.subscribe(8);
         fanout.publish(key(0));
         sub.request_keyframe();
-        assert!(fanout.keyframe_wanted());
         assert!(fanout.publish(delta(1)));
         assert!(!fanout.publish(key(2)));
         assert_eq!(drain(&sub), [0, 2]);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -34,7 +34,7 @@ const H264_TAIL: &str = "h264parse config-interval=-1 \
 
 /// What to do about a missing GStreamer element: the Debian package that
 /// provides it, when it is one the presets use.
-pub fn install_hint(element: &str) -> String {
+pub(crate) fn install_hint(element: &str) -> String {
     let package = match element {
         "x264enc" => "gstreamer1.0-plugins-ugly",
         "h264parse" | "openh264enc" => "gstreamer1.0-plugins-bad",
@@ -71,7 +71,7 @@ fn pi_hw_encoder(config: &VideoConfig) -> String {
 /// The GStreamer launch line for `config`, with the V4L2 camera's format
 /// already resolved (see [`probe_v4l2_format`]) and `hw_encoder` telling
 /// whether the Pi hardware encoder exists (for `libcamera`).
-pub fn pipeline_description(
+pub(crate) fn pipeline_description(
     config: &VideoConfig,
     v4l2_format: InputFormat,
     hw_encoder: bool,
@@ -115,7 +115,7 @@ pub fn pipeline_description(
 }
 
 /// Element names a launch line uses, in order.
-pub fn elements_in(description: &str) -> Vec<String> {
+pub(crate) fn elements_in(description: &str) -> Vec<String> {
     description
         .split('!')
         .filter_map(|stage| stage.split_whitespace().next())
@@ -125,7 +125,7 @@ pub fn elements_in(description: &str) -> Vec<String> {
 }
 
 /// Elements of `description` that this machine's GStreamer lacks.
-pub fn missing_elements(description: &str) -> Vec<String> {
+pub(crate) fn missing_elements(description: &str) -> Vec<String> {
     elements_in(description)
         .into_iter()
         .filter(|name| gst::ElementFactory::find(name).is_none())
@@ -133,7 +133,7 @@ pub fn missing_elements(description: &str) -> Vec<String> {
 }
 
 /// Asks the camera what it can send: H.264, else MJPEG, else raw.
-pub fn probe_v4l2_format(config: &VideoConfig) -> anyhow::Result<InputFormat> {
+pub(crate) fn probe_v4l2_format(config: &VideoConfig) -> anyhow::Result<InputFormat> {
     if config.input_format != InputFormat::Auto {
         return Ok(config.input_format);
     }
@@ -150,7 +150,7 @@ pub fn probe_v4l2_format(config: &VideoConfig) -> anyhow::Result<InputFormat> {
 
 /// The media types (`video/x-h264`, `image/jpeg`, `video/x-raw`, ...) a
 /// V4L2 capture device offers, without starting a capture.
-pub fn camera_formats(device: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn camera_formats(device: &Path) -> anyhow::Result<Vec<String>> {
     gst::init().context("GStreamer failed to initialise")?;
     let src = gst::ElementFactory::make("v4l2src")
         .property("device", device.to_string_lossy().as_ref())
@@ -172,7 +172,7 @@ pub fn camera_formats(device: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Resolves the launch line for `config` on this machine and checks that
 /// every element exists, naming the package to install when one does not.
-pub fn resolve_pipeline(config: &VideoConfig) -> anyhow::Result<String> {
+pub(crate) fn resolve_pipeline(config: &VideoConfig) -> anyhow::Result<String> {
     gst::init().context("GStreamer failed to initialise")?;
     let format = if config.source == SourceKind::V4l2 {
         probe_v4l2_format(config)?
@@ -193,7 +193,7 @@ pub fn resolve_pipeline(config: &VideoConfig) -> anyhow::Result<String> {
 }
 
 /// The name of `kind` as written in the config file.
-pub fn source_name(kind: SourceKind) -> &'static str {
+pub(crate) fn source_name(kind: SourceKind) -> &'static str {
     match kind {
         SourceKind::Test => "test",
         SourceKind::V4l2 => "v4l2",
@@ -203,107 +203,197 @@ pub fn source_name(kind: SourceKind) -> &'static str {
     }
 }
 
+/// How long the camera may send nothing while playing before its pipeline
+/// is rebuilt: a camera that stops without a bus error (a USB hiccup, a
+/// stalled driver) would otherwise freeze every viewer forever.
+pub(crate) const FRAME_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// The camera thread counts as stuck (and the service watchdog goes
+/// unfed) when it has not looked up for this long.
+pub(crate) const THREAD_STUCK_AFTER: Duration = Duration::from_secs(10);
+/// How often the camera thread looks up from the pipeline's bus.
+const BUS_POLL: Duration = Duration::from_millis(100);
+
+/// What the camera is doing, for the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CameraState {
+    /// Building the first pipeline.
+    Starting,
+    /// Frames are flowing.
+    Streaming,
+    /// The pipeline failed for this reason and is being rebuilt.
+    Retrying(String),
+}
+
+/// The camera thread's report: its state, and when it last looked up.
+pub(crate) struct CameraHealth {
+    state: Mutex<(CameraState, Instant)>,
+    changed: Condvar,
+}
+
+impl CameraHealth {
+    fn new() -> Self {
+        CameraHealth {
+            state: Mutex::new((CameraState::Starting, Instant::now())),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The camera's state, and whether its thread looked up within
+    /// [`THREAD_STUCK_AFTER`] of `now` (the watchdog is fed only then).
+    pub(crate) fn report(&self, now: Instant) -> (CameraState, bool) {
+        let (state, beat) = &*self.lock();
+        let alive = now.saturating_duration_since(*beat) < THREAD_STUCK_AFTER;
+        (state.clone(), alive)
+    }
+
+    /// Waits up to `timeout` for a state that `want` accepts; returns the last state.
+    #[cfg(test)]
+    fn wait_for(&self, timeout: Duration, want: impl Fn(&CameraState) -> bool) -> CameraState {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |(state, _)| !want(state))
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.0.clone()
+    }
+
+    /// The thread is alive now, in `state` (unchanged when `None`).
+    fn beat(&self, state: Option<CameraState>) {
+        let mut guard = self.lock();
+        guard.1 = Instant::now();
+        if let Some(state) = state
+            && guard.0 != state
+        {
+            guard.0 = state;
+            self.changed.notify_all();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (CameraState, Instant)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// A running video source; stops its pipeline when dropped.
-pub struct VideoSource {
+pub(crate) struct VideoSource {
+    health: Arc<CameraHealth>,
     _worker: Worker,
 }
 
 impl VideoSource {
-    /// Starts the pipeline `description` feeding `fanout`. Returns once it
-    /// plays, or with the reason it could not start (missing device, busy
-    /// camera, bad caps). Later failures restart it with capped backoff.
-    pub fn start(description: String, fanout: Arc<Fanout<EncodedFrame>>) -> anyhow::Result<Self> {
+    /// Starts the camera thread: it builds the pipeline `describe` gives
+    /// and feeds `fanout`, and rebuilds it with capped backoff whenever it
+    /// fails or stalls, starting with the first try (a camera plugged in
+    /// after boot is picked up). Fails only when the thread cannot start.
+    pub(crate) fn start(
+        describe: impl FnMut() -> anyhow::Result<String> + Send + 'static,
+        fanout: Arc<Fanout<EncodedFrame>>,
+    ) -> anyhow::Result<Self> {
         gst::init().context("GStreamer failed to initialise")?;
-        let (started_tx, started_rx) = mpsc::channel();
-        let worker = Worker::spawn("video-source", move |stop| {
-            supervise(&description, &fanout, stop, started_tx)
+        let health = Arc::new(CameraHealth::new());
+        let worker = Worker::spawn("video-source", {
+            let health = Arc::clone(&health);
+            move |stop| supervise(describe, &fanout, stop, &health)
         })
         .context("cannot start the video thread")?;
-        match started_rx.recv() {
-            Ok(Ok(())) => Ok(VideoSource { _worker: worker }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => bail!("the video thread ended before the pipeline started"),
-        }
+        Ok(VideoSource {
+            health,
+            _worker: worker,
+        })
+    }
+
+    /// The camera thread's report.
+    pub(crate) fn health(&self) -> Arc<CameraHealth> {
+        Arc::clone(&self.health)
     }
 }
 
 /// Runs the pipeline until `stop`, rebuilding it after failures.
 fn supervise(
-    description: &str,
+    mut describe: impl FnMut() -> anyhow::Result<String>,
     fanout: &Arc<Fanout<EncodedFrame>>,
     stop: &AtomicBool,
-    started: mpsc::Sender<anyhow::Result<()>>,
+    health: &CameraHealth,
 ) {
-    let mut started = Some(started);
     let timeline = Arc::new(AtomicU64::new(0));
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     while !stop.load(Ordering::Relaxed) {
         let began = Instant::now();
-        let result = run_pipeline(description, fanout, stop, &mut started, &timeline);
-        if let Some(first) = started.take() {
-            let _ = first.send(result);
-            return;
-        }
+        let result = describe().and_then(|d| run_pipeline(&d, fanout, stop, health, &timeline));
         let Err(error) = result else { return };
         if began.elapsed() >= HEALTHY_AFTER {
             backoff.reset();
         }
         let delay = backoff.next_delay(rand::random());
-        tracing::error!("video pipeline failed: {error:#}; restarting in {delay:?}");
-        sleep_unless_stopped(delay, stop);
+        tracing::error!("video source failed: {error:#}; restarting in {delay:?}");
+        health.beat(Some(CameraState::Retrying(format!("{error:#}"))));
+        let until = Instant::now() + delay;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            sleep_unless_stopped(BUS_POLL, stop);
+            health.beat(None);
+        }
     }
 }
 
-/// One pipeline lifetime: Ok when stopped on request, Err when it failed.
-/// Reports success through `started` once the pipeline plays.
+/// One pipeline lifetime: Ok when stopped on request, Err when it failed or
+/// stopped delivering frames.
 fn run_pipeline(
     description: &str,
     fanout: &Arc<Fanout<EncodedFrame>>,
     stop: &AtomicBool,
-    started: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
+    health: &CameraHealth,
     timeline: &Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     let pipeline = parse_pipeline(description)?;
     let guard = StopOnDrop(pipeline.clone());
     let sink: gst_app::AppSink = element_by_name(&pipeline, "sink")?;
-    install_callbacks(&sink, Arc::clone(fanout), Arc::clone(timeline));
+    let last_frame = Arc::new(Mutex::new(None::<Instant>));
+    install_callbacks(
+        &sink,
+        Arc::clone(fanout),
+        Arc::clone(timeline),
+        Arc::clone(&last_frame),
+    );
     let bus = pipeline
         .bus()
         .ok_or_else(|| anyhow!("pipeline without a bus"))?;
     if pipeline.set_state(gst::State::Playing).is_err() {
         return Err(bus_error(&bus).unwrap_or_else(|| anyhow!("the pipeline refused to play")));
     }
+    let playing_since = Instant::now();
+    let mut streaming = false;
     loop {
         if stop.load(Ordering::Relaxed) {
             drop(guard);
             return Ok(());
         }
         let message = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(100),
-            &[
-                gst::MessageType::Error,
-                gst::MessageType::Eos,
-                gst::MessageType::StateChanged,
-            ],
+            gst::ClockTime::from_mseconds(BUS_POLL.as_millis() as u64),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
         );
         match message.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Error(e)) => return Err(describe_error(e)),
             Some(gst::MessageView::Eos(_)) => bail!("the video source ended (end of stream)"),
-            Some(gst::MessageView::StateChanged(s))
-                if s.src() == Some(pipeline.upcast_ref()) && s.current() == gst::State::Playing =>
-            {
-                if let Some(tx) = started.take() {
-                    tracing::info!("video pipeline playing: {description}");
-                    let _ = tx.send(Ok(()));
-                }
-            }
             _ => {}
         }
+        let last = *last_frame.lock().unwrap_or_else(PoisonError::into_inner);
+        let silent_since = last.unwrap_or(playing_since);
+        if silent_since.elapsed() >= FRAME_STALL_LIMIT {
+            bail!(
+                "the camera sent no frame for {} s",
+                FRAME_STALL_LIMIT.as_secs()
+            );
+        }
+        if last.is_some() && !streaming {
+            streaming = true;
+            tracing::info!("video pipeline playing: {description}");
+        }
+        health.beat(streaming.then_some(CameraState::Streaming));
     }
 }
 
 /// Parses the launch line `description` into a pipeline.
-pub fn parse_pipeline(description: &str) -> anyhow::Result<gst::Pipeline> {
+pub(crate) fn parse_pipeline(description: &str) -> anyhow::Result<gst::Pipeline> {
     gst::parse::launch(description)
         .with_context(|| format!("invalid pipeline `{description}`"))?
         .downcast::<gst::Pipeline>()
@@ -311,7 +401,7 @@ pub fn parse_pipeline(description: &str) -> anyhow::Result<gst::Pipeline> {
 }
 
 /// The element called `name` in `pipeline`, as the type the code drives it as.
-pub fn element_by_name<T: IsA<gst::Element>>(
+pub(crate) fn element_by_name<T: IsA<gst::Element>>(
     pipeline: &gst::Pipeline,
     name: &str,
 ) -> anyhow::Result<T> {
@@ -355,6 +445,7 @@ fn install_callbacks(
     sink: &gst_app::AppSink,
     fanout: Arc<Fanout<EncodedFrame>>,
     timeline: Arc<AtomicU64>,
+    last_frame: Arc<Mutex<Option<Instant>>>,
 ) {
     let gate = Mutex::new(KeyframeGate::new(KEYFRAME_COALESCE));
     let first_pts = Mutex::new(None::<gst::ClockTime>);
@@ -373,6 +464,7 @@ fn install_callbacks(
                 };
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let now = Instant::now();
+                *last_frame.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
                 let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
                 let base = *first_pts
                     .lock()
@@ -480,7 +572,7 @@ mod tests {
         let fanout = Fanout::new();
         let viewer = fanout.subscribe(64);
         let _source =
-            VideoSource::start(resolve_pipeline(&config).unwrap(), fanout.clone()).unwrap();
+            VideoSource::start(move || resolve_pipeline(&config), fanout.clone()).unwrap();
         let frames: Vec<EncodedFrame> = smol::block_on(async {
             let mut frames = Vec::new();
             while frames.len() < 10 {
@@ -520,7 +612,7 @@ mod tests {
         let fanout = Fanout::new();
         let early = fanout.subscribe(1024);
         let _source =
-            VideoSource::start(resolve_pipeline(&config).unwrap(), fanout.clone()).unwrap();
+            VideoSource::start(move || resolve_pipeline(&config), fanout.clone()).unwrap();
         let recv = |viewer: &crate::media::fanout::Subscription<EncodedFrame>| {
             smol::block_on(smol::future::or(viewer.recv(), async {
                 smol::Timer::after(Duration::from_secs(10)).await;
@@ -555,7 +647,7 @@ mod tests {
             .replace("is-live=true", "is-live=true num-buffers=10");
         let fanout = Fanout::new();
         let viewer = fanout.subscribe(64);
-        let _source = VideoSource::start(description, fanout.clone()).unwrap();
+        let _source = VideoSource::start(move || Ok(description.clone()), fanout.clone()).unwrap();
         let pts: Vec<u64> = smol::block_on(async {
             let mut pts = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -581,11 +673,44 @@ mod tests {
     }
 
     #[test]
-    fn a_pipeline_that_cannot_start_is_a_clear_error() {
+    fn a_pipeline_that_cannot_start_is_retried_with_its_reason_shown() {
         let description = "videotestsrc ! video/x-raw,format=I420 ! jpegdec ! appsink name=sink";
-        let error = VideoSource::start(description.into(), Fanout::new())
-            .err()
-            .unwrap();
-        assert!(!error.to_string().is_empty());
+        let source = VideoSource::start(|| Ok(description.into()), Fanout::new()).unwrap();
+        let state = source.health().wait_for(Duration::from_secs(10), |s| {
+            matches!(s, CameraState::Retrying(_))
+        });
+        let CameraState::Retrying(reason) = state else {
+            panic!("still {state:?}");
+        };
+        assert!(!reason.is_empty());
+        assert!(
+            source.health().report(Instant::now()).1,
+            "the thread is alive"
+        );
+    }
+
+    #[test]
+    fn a_camera_that_stops_sending_is_restarted() {
+        // One frame, then a hundred seconds of nothing, with no error and no
+        // end of stream: exactly what a stalled camera driver looks like.
+        let config = VideoConfig {
+            width: 160,
+            height: 120,
+            ..VideoConfig::default()
+        };
+        let description = resolve_pipeline(&config)
+            .unwrap()
+            .replace("framerate=30/1", "framerate=1/100");
+        let fanout = Fanout::new();
+        let source = VideoSource::start(move || Ok(description.clone()), fanout).unwrap();
+        let health = source.health();
+        let streaming = health.wait_for(Duration::from_secs(10), |s| *s == CameraState::Streaming);
+        assert_eq!(streaming, CameraState::Streaming);
+        let limit = FRAME_STALL_LIMIT + Duration::from_secs(10);
+        let stalled = health.wait_for(limit, |s| matches!(s, CameraState::Retrying(_)));
+        assert!(
+            matches!(&stalled, CameraState::Retrying(why) if why.contains("no frame")),
+            "{stalled:?}"
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! Drives one [`Session`] on the smol executor: its UDP sockets, its video
 //! and audio subscriptions, talk-back to the speaker while it holds the
-//! floor, control messages from the session manager, and its timers.
+//! floor, control messages from the session manager, and its timers. It
+//! reports what happened as [`SessionEvent`]s; turning them into messages
+//! for the viewer is the signaling layer's business.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_channel::TryRecvError;
 use futures_lite::FutureExt;
 use smol::Async;
 
@@ -13,99 +16,101 @@ use crate::media::EncodedFrame;
 use crate::media::audio::playback::Talkback;
 use crate::media::audio::{OpusPacket, TalkPacket};
 use crate::media::fanout::{Fanout, Subscription};
-use crate::rtc::session::{EndReason, Session, SessionOutput};
-use crate::signal::outbox::{ErrorLimiter, Outbox};
-use crate::signal::protocol::{CandidateInit, DeviceMessage};
+use crate::rtc::session::{Answer, EndReason, Refusal, Session, SessionOutput};
 
 /// Frames queued per viewer before it skips to the next keyframe
 /// (about a second at 30 fps: absorbs a hiccup, never builds latency).
-pub const VIDEO_QUEUE_FRAMES: usize = 30;
+pub(crate) const VIDEO_QUEUE_FRAMES: usize = 30;
 /// Audio packets queued per viewer (200 ms): audio is never worth waiting for.
-pub const AUDIO_QUEUE_PACKETS: usize = 10;
+pub(crate) const AUDIO_QUEUE_PACKETS: usize = 10;
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
+/// Datagrams read but not yet handled; while it is full the socket readers
+/// wait and the kernel's buffer drops the excess.
+const DATAGRAM_QUEUE: usize = 256;
+/// Datagrams handled per wake-up: a UDP flood then cannot delay control
+/// messages, timers or media by more than this much work.
+const DATAGRAMS_PER_WAKE: usize = 64;
+/// Control messages handled per wake-up, for the same reason.
+const CONTROLS_PER_WAKE: usize = 16;
+/// Control messages queued for one session; the manager drops (and counts)
+/// what does not fit.
+pub(crate) const CONTROL_QUEUE: usize = 64;
 
 /// What the session manager tells a running session.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Control {
+pub(crate) enum Control {
     /// A later offer: renegotiate (ICE restart).
     Offer(String),
-    /// A trickled viewer candidate.
-    Candidate(CandidateInit),
+    /// A trickled viewer candidate line (empty: end-of-candidates) of ICE
+    /// generation `ufrag`.
+    Candidate {
+        /// The `candidate:…` line.
+        line: String,
+        /// Its `usernameFragment`, if given.
+        ufrag: Option<String>,
+    },
     /// The viewer gained (`true`) or lost the talk-back floor.
     Floor(bool),
-    /// The viewer hung up.
-    Bye,
-    /// The device is stopping: say `bye` and end.
-    Shutdown,
+    /// End the session for this reason.
+    End(EndReason),
 }
 
-/// What a running session tells the session manager.
+/// What happened in a session, for the session manager.
 #[derive(Debug)]
-pub struct SessionEvent {
-    /// Session id.
-    pub session: String,
-    /// What happened.
-    pub kind: SessionEventKind,
-}
-
-/// The session events the manager acts on.
-#[derive(Debug)]
-pub enum SessionEventKind {
+pub(crate) enum SessionEvent {
+    /// A later offer was answered.
+    Answered(Answer),
+    /// A later offer was refused; the session goes on.
+    OfferRefused(Refusal),
+    /// A trickled candidate was refused; the session goes on.
+    CandidateRefused(Refusal),
+    /// The first datagram from the viewer arrived.
+    Heard,
     /// Media is flowing.
     Connected,
-    /// The session is gone, for the reason given.
-    Ended(String),
+    /// The session is gone, for the reason given. Always the last event.
+    Ended(EndReason),
 }
 
-/// Trickles the session's host candidates, then end-of-candidates.
-pub fn send_local_candidates(outbox: &Outbox, id: &str, session: &Session) {
-    let candidates = session.local_candidates();
-    let first_mid = candidates.first().and_then(|c| c.sdp_mid.clone());
-    for candidate in candidates {
-        outbox.send(id, &DeviceMessage::Candidate(candidate));
-    }
-    outbox.send(
-        id,
-        &DeviceMessage::Candidate(CandidateInit {
-            candidate: String::new(),
-            sdp_mid: first_mid,
-            sdp_m_line_index: Some(0),
-            username_fragment: None,
-        }),
-    );
+/// One [`SessionEvent`] of session `session`.
+#[derive(Debug)]
+pub(crate) struct SessionReport {
+    /// Session id.
+    pub(crate) session: Arc<str>,
+    /// What happened.
+    pub(crate) event: SessionEvent,
 }
 
 /// The media every session draws from and feeds.
 #[derive(Clone)]
-pub struct SessionMedia {
+pub(crate) struct SessionMedia {
     /// The camera.
-    pub video: Arc<Fanout<EncodedFrame>>,
+    pub(crate) video: Arc<Fanout<EncodedFrame>>,
     /// The microphone.
-    pub audio: Arc<Fanout<OpusPacket>>,
+    pub(crate) audio: Arc<Fanout<OpusPacket>>,
     /// The speaker, when the device plays talk-back.
-    pub talkback: Option<Talkback>,
+    pub(crate) talkback: Option<Talkback>,
 }
 
-/// Starts the task running session `id`.
-pub fn spawn(
-    id: String,
+/// Starts the task running session `id`; its last report is always `Ended`.
+pub(crate) fn spawn(
+    id: Arc<str>,
     session: Session,
     sockets: Vec<UdpSocket>,
     media: SessionMedia,
     control: async_channel::Receiver<Control>,
-    events: async_channel::Sender<SessionEvent>,
-    outbox: Outbox,
+    reports: async_channel::Sender<SessionReport>,
 ) -> smol::Task<()> {
     smol::spawn(async move {
-        let reason = match Driver::new(id.clone(), session, sockets, media, outbox) {
-            Ok(mut driver) => driver.run(&control, &events).await,
-            Err(e) => format!("socket error: {e}"),
+        let reason = match Driver::new(Arc::clone(&id), session, sockets, media, reports.clone()) {
+            Ok(mut driver) => driver.run(&control).await,
+            Err(e) => EndReason::Socket(e.to_string()),
         };
-        let _ = events
-            .send(SessionEvent {
+        let _ = reports
+            .send(SessionReport {
                 session: id,
-                kind: SessionEventKind::Ended(reason),
+                event: SessionEvent::Ended(reason),
             })
             .await;
     })
@@ -119,10 +124,19 @@ struct Datagram {
     contents: Vec<u8>,
 }
 
+/// One input that woke the session.
+enum Wake {
+    Timer,
+    Datagram(Datagram),
+    Frame(EncodedFrame),
+    Audio(OpusPacket),
+    Control(Control),
+    /// The manager is gone: the device is stopping.
+    ManagerGone,
+}
+
 struct Driver {
-    id: String,
-    /// The id as talk-back packets carry it.
-    talker: Arc<str>,
+    id: Arc<str>,
     session: Session,
     sockets: Vec<Arc<Async<UdpSocket>>>,
     media: SessionMedia,
@@ -132,24 +146,22 @@ struct Driver {
     audio: Option<Subscription<OpusPacket>>,
     /// Whether this viewer holds the talk-back floor.
     holds_floor: bool,
-    outbox: Outbox,
-    errors: ErrorLimiter,
+    reports: async_channel::Sender<SessionReport>,
 }
 
 impl Driver {
     fn new(
-        id: String,
+        id: Arc<str>,
         session: Session,
         sockets: Vec<UdpSocket>,
         media: SessionMedia,
-        outbox: Outbox,
+        reports: async_channel::Sender<SessionReport>,
     ) -> std::io::Result<Self> {
         let sockets = sockets
             .into_iter()
             .map(|s| Async::new(s).map(Arc::new))
             .collect::<std::io::Result<_>>()?;
         Ok(Driver {
-            talker: Arc::from(id.as_str()),
             id,
             session,
             sockets,
@@ -157,112 +169,178 @@ impl Driver {
             video: None,
             audio: None,
             holds_floor: false,
-            outbox,
-            errors: ErrorLimiter::default(),
+            reports,
         })
     }
 
     /// Runs until the session ends; returns why.
-    async fn run(
-        &mut self,
-        control: &async_channel::Receiver<Control>,
-        events: &async_channel::Sender<SessionEvent>,
-    ) -> String {
-        let (datagrams_tx, datagrams) = async_channel::bounded::<Datagram>(256);
+    async fn run(&mut self, control: &async_channel::Receiver<Control>) -> EndReason {
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::session_started();
+        let (datagrams_tx, datagrams) = async_channel::bounded::<Datagram>(DATAGRAM_QUEUE);
         let _readers: Vec<smol::Task<()>> = self
             .sockets
             .iter()
             .map(|socket| smol::spawn(read_socket(Arc::clone(socket), datagrams_tx.clone())))
             .collect();
-        enum Wake {
-            Timer,
-            Datagram(Datagram),
-            Frame(EncodedFrame),
-            Audio(OpusPacket),
-            Control(Control),
-            Gone,
-        }
         loop {
-            let deadline = match self.drain(events).await {
+            let deadline = match self.drain().await {
                 Ok(deadline) => deadline,
-                Err(reason) => {
-                    self.outbox.send(
-                        &self.id,
-                        &DeviceMessage::Bye {
-                            reason: Some(reason.describe()),
-                        },
-                    );
-                    return reason.describe();
-                }
+                Err(reason) => return reason,
             };
-            let wake = async {
-                smol::Timer::at(deadline).await;
-                Wake::Timer
+            match self.sweep(control, &datagrams, deadline).await {
+                Err(reason) => return reason,
+                Ok(true) => continue,
+                Ok(false) => {}
             }
-            .or(async { datagrams.recv().await.map_or(Wake::Gone, Wake::Datagram) })
-            .or(async { control.recv().await.map_or(Wake::Gone, Wake::Control) })
-            .or(async {
-                match &self.video {
-                    Some(video) => video.recv().await.map_or(Wake::Gone, Wake::Frame),
-                    None => std::future::pending().await,
+            let wake = self.wait(control, &datagrams, deadline).await;
+            if let Some(reason) = self.handle(wake).await {
+                return reason;
+            }
+        }
+    }
+
+    /// Handles what every input has ready now, a bounded share of each, so
+    /// none starves the others. Returns whether there was anything.
+    async fn sweep(
+        &mut self,
+        control: &async_channel::Receiver<Control>,
+        datagrams: &async_channel::Receiver<Datagram>,
+        deadline: Instant,
+    ) -> Result<bool, EndReason> {
+        let mut ready = Vec::new();
+        for _ in 0..CONTROLS_PER_WAKE {
+            match control.try_recv() {
+                Ok(message) => ready.push(Wake::Control(message)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
+                    ready.push(Wake::ManagerGone);
+                    break;
                 }
-            })
-            .or(async {
-                match &self.audio {
-                    Some(audio) => audio.recv().await.map_or(Wake::Gone, Wake::Audio),
+            }
+        }
+        if Instant::now() >= deadline {
+            ready.push(Wake::Timer);
+        }
+        ready.extend(
+            std::iter::from_fn(|| datagrams.try_recv().ok())
+                .take(DATAGRAMS_PER_WAKE)
+                .map(Wake::Datagram),
+        );
+        if let Some(video) = &self.video {
+            ready.extend(
+                std::iter::from_fn(|| video.try_recv())
+                    .take(VIDEO_QUEUE_FRAMES)
+                    .map(Wake::Frame),
+            );
+        }
+        if let Some(audio) = &self.audio {
+            ready.extend(
+                std::iter::from_fn(|| audio.try_recv())
+                    .take(AUDIO_QUEUE_PACKETS)
+                    .map(Wake::Audio),
+            );
+        }
+        let any = !ready.is_empty();
+        for wake in ready {
+            if let Some(reason) = self.handle(wake).await {
+                return Err(reason);
+            }
+        }
+        Ok(any)
+    }
+
+    /// Waits for the first input to be ready, or the deadline.
+    async fn wait(
+        &self,
+        control: &async_channel::Receiver<Control>,
+        datagrams: &async_channel::Receiver<Datagram>,
+        deadline: Instant,
+    ) -> Wake {
+        async {
+            smol::Timer::at(deadline).await;
+            Wake::Timer
+        }
+        .or(async {
+            control
+                .recv()
+                .await
+                .map_or(Wake::ManagerGone, Wake::Control)
+        })
+        .or(async {
+            match datagrams.recv().await {
+                Ok(datagram) => Wake::Datagram(datagram),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
+            match &self.video {
+                Some(video) => match video.recv().await {
+                    Some(frame) => Wake::Frame(frame),
                     None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        })
+        .or(async {
+            match &self.audio {
+                Some(audio) => match audio.recv().await {
+                    Some(packet) => Wake::Audio(packet),
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        })
+        .await
+    }
+
+    /// Acts on one input; returns the reason when it ends the session.
+    async fn handle(&mut self, wake: Wake) -> Option<EndReason> {
+        match wake {
+            Wake::Timer => self.session.handle_timeout(Instant::now()),
+            Wake::Datagram(d) => {
+                self.session
+                    .handle_datagram(d.at, d.source, d.destination, &d.contents)
+            }
+            Wake::Frame(frame) => self.session.write_video(&frame),
+            Wake::Audio(packet) => self.session.write_audio(&packet),
+            Wake::Control(Control::Floor(holds)) => self.holds_floor = holds,
+            Wake::Control(Control::End(reason)) => {
+                self.session.close();
+                return Some(reason);
+            }
+            Wake::ManagerGone => {
+                self.session.close();
+                return Some(EndReason::Shutdown);
+            }
+            Wake::Control(Control::Candidate { line, ufrag }) => {
+                if let Err(refusal) = self.session.add_remote_candidate(&line, ufrag.as_deref()) {
+                    self.report(SessionEvent::CandidateRefused(refusal)).await;
                 }
+            }
+            Wake::Control(Control::Offer(sdp)) => {
+                match self.session.renegotiate(&sdp, Instant::now()) {
+                    Ok(answer) => {
+                        self.report(SessionEvent::Answered(answer)).await;
+                        self.request_keyframe();
+                    }
+                    Err(refusal) => self.report(SessionEvent::OfferRefused(refusal)).await,
+                }
+            }
+        }
+        None
+    }
+
+    /// Tells the manager what happened. Waits while its queue is full: the
+    /// manager never waits on sessions, so this cannot deadlock.
+    async fn report(&self, event: SessionEvent) {
+        let _ = self
+            .reports
+            .send(SessionReport {
+                session: Arc::clone(&self.id),
+                event,
             })
             .await;
-            match wake {
-                Wake::Timer => self.session.handle_timeout(Instant::now()),
-                Wake::Datagram(d) => {
-                    self.session
-                        .handle_datagram(d.at, d.source, d.destination, &d.contents);
-                    while let Ok(d) = datagrams.try_recv() {
-                        self.session
-                            .handle_datagram(d.at, d.source, d.destination, &d.contents);
-                    }
-                }
-                Wake::Frame(frame) => self.session.write_video(&frame),
-                Wake::Audio(packet) => self.session.write_audio(&packet),
-                Wake::Control(Control::Floor(holds)) => self.holds_floor = holds,
-                Wake::Control(Control::Bye) => {
-                    self.session.close();
-                    return "the viewer said bye".into();
-                }
-                Wake::Control(Control::Shutdown) | Wake::Gone => {
-                    self.session.close();
-                    self.outbox.send(
-                        &self.id,
-                        &DeviceMessage::Bye {
-                            reason: Some("the camera is shutting down".into()),
-                        },
-                    );
-                    return "device shutdown".into();
-                }
-                Wake::Control(Control::Candidate(candidate)) => {
-                    if let Err(error) = self.session.add_remote_candidate(&candidate) {
-                        self.errors
-                            .send(&self.outbox, &self.id, error, Instant::now());
-                    }
-                }
-                Wake::Control(Control::Offer(sdp)) => {
-                    match self.session.renegotiate(&sdp, Instant::now()) {
-                        Ok(answer) => {
-                            self.outbox
-                                .send(&self.id, &DeviceMessage::Answer { sdp: answer });
-                            send_local_candidates(&self.outbox, &self.id, &self.session);
-                            self.request_keyframe();
-                        }
-                        Err(error) => {
-                            self.errors
-                                .send(&self.outbox, &self.id, error, Instant::now())
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Asks the source for a keyframe for this viewer, once it watches.
@@ -273,10 +351,7 @@ impl Driver {
     }
 
     /// Carries out everything the session wants now; returns its next deadline.
-    async fn drain(
-        &mut self,
-        events: &async_channel::Sender<SessionEvent>,
-    ) -> Result<Instant, EndReason> {
+    async fn drain(&mut self) -> Result<Instant, EndReason> {
         loop {
             match self.session.poll_output() {
                 SessionOutput::Transmit {
@@ -293,23 +368,19 @@ impl Driver {
                         let _ = socket.send_to(&contents, destination).await;
                     }
                 }
+                SessionOutput::Heard => self.report(SessionEvent::Heard).await,
                 SessionOutput::Connected => {
                     self.video = Some(self.media.video.subscribe(VIDEO_QUEUE_FRAMES));
                     if self.session.audio_use().send {
                         self.audio = Some(self.media.audio.subscribe(AUDIO_QUEUE_PACKETS));
                     }
-                    let _ = events
-                        .send(SessionEvent {
-                            session: self.id.clone(),
-                            kind: SessionEventKind::Connected,
-                        })
-                        .await;
+                    self.report(SessionEvent::Connected).await;
                 }
                 SessionOutput::KeyframeRequest => self.request_keyframe(),
                 SessionOutput::TalkAudio { rtp_48khz, data } => {
                     if let (true, Some(talkback)) = (self.holds_floor, &self.media.talkback) {
                         talkback.play(TalkPacket {
-                            session: Arc::clone(&self.talker),
+                            session: Arc::clone(&self.id),
                             rtp_48khz,
                             data,
                         });

@@ -1,5 +1,5 @@
 //! WebRTC sessions: one str0m `Rtc` per viewer, its sockets and its driver.
 
-pub mod driver;
-pub mod net;
-pub mod session;
+pub(crate) mod driver;
+pub(crate) mod net;
+pub(crate) mod session;

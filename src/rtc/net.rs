@@ -8,17 +8,17 @@ use anyhow::{Context, bail};
 
 /// One usable interface address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterfaceAddr {
+pub(crate) struct InterfaceAddr {
     /// Interface name, e.g. `eth0`.
-    pub name: String,
+    pub(crate) name: String,
     /// Its address.
-    pub ip: IpAddr,
+    pub(crate) ip: IpAddr,
     /// Whether it is a loopback interface.
-    pub loopback: bool,
+    pub(crate) loopback: bool,
 }
 
 /// Every address of every interface that is up.
-pub fn interface_addrs() -> anyhow::Result<Vec<InterfaceAddr>> {
+pub(crate) fn interface_addrs() -> anyhow::Result<Vec<InterfaceAddr>> {
     let addrs = if_addrs::get_if_addrs().context("cannot list network interfaces")?;
     Ok(addrs
         .into_iter()
@@ -34,7 +34,7 @@ pub fn interface_addrs() -> anyhow::Result<Vec<InterfaceAddr>> {
 /// The addresses to offer host candidates on. `wanted` holds interface
 /// names or addresses; empty means every non-loopback address. IPv6
 /// link-local addresses are left out (they need a scope browsers can't use).
-pub fn select_addrs(all: &[InterfaceAddr], wanted: &[String]) -> Vec<IpAddr> {
+pub(crate) fn select_addrs(all: &[InterfaceAddr], wanted: &[String]) -> Vec<IpAddr> {
     all.iter()
         .filter(|a| !is_link_local_v6(a.ip))
         .filter(|a| {
@@ -56,7 +56,10 @@ fn is_link_local_v6(ip: IpAddr) -> bool {
 
 /// Binds one non-blocking UDP socket on each of `ips`, on a port from `ports`
 /// when given (tried in order from a random start), else any free port.
-pub fn bind_sockets(ips: &[IpAddr], ports: Option<Range<u16>>) -> anyhow::Result<Vec<UdpSocket>> {
+pub(crate) fn bind_sockets(
+    ips: &[IpAddr],
+    ports: Option<Range<u16>>,
+) -> anyhow::Result<Vec<UdpSocket>> {
     if ips.is_empty() {
         bail!("no usable network address for media (check `webrtc.interfaces`)");
     }

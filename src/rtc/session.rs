@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -16,42 +17,120 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::media::EncodedFrame;
 use crate::media::audio::OpusPacket;
-use crate::signal::protocol::{CandidateInit, ErrorCode, ErrorReply};
 
 /// Payload types offered for H.264 (constrained baseline, packetization mode 1).
 const H264_PROFILES: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
+/// Remote candidates kept per ICE generation: a browser trickles a dozen at
+/// most; beyond this an unauthenticated sender would only grow str0m's list.
+pub(crate) const MAX_REMOTE_CANDIDATES: usize = 64;
+/// Longest candidate line read: real ones are under 200 bytes.
+pub(crate) const MAX_CANDIDATE_LINE: usize = 1024;
+
+/// What every session of the device shares: its timers, its audio, and one
+/// DTLS certificate (made once: making one per offer costs milliseconds of
+/// the signaling loop, which an offer flood would turn into seconds).
+#[derive(Clone)]
+pub(crate) struct SessionConfig {
+    /// Timers that bound each session.
+    pub(crate) limits: SessionLimits,
+    /// What the device can do with audio.
+    pub(crate) audio: AudioCaps,
+    dtls_cert: DtlsCert,
+}
+
+impl SessionConfig {
+    /// A configuration with a freshly made DTLS certificate.
+    pub(crate) fn new(limits: SessionLimits, audio: AudioCaps) -> anyhow::Result<Self> {
+        let dtls_cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| anyhow::anyhow!("cannot make a DTLS certificate"))?;
+        Ok(SessionConfig {
+            limits,
+            audio,
+            dtls_cert,
+        })
+    }
+}
+
+/// An ICE candidate as signaling carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CandidateLine {
+    /// The `candidate:…` line.
+    pub(crate) line: String,
+    /// The mid of the m-line it belongs to (everything is BUNDLEd on one).
+    pub(crate) mid: Option<String>,
+    /// ICE ufrag of the generation it belongs to.
+    pub(crate) ufrag: Option<String>,
+}
+
+/// The device's answer to an offer: SDP, then the candidates to trickle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// SDP text.
+    pub(crate) sdp: String,
+    /// Host candidates, in the order to send them.
+    pub(crate) candidates: Vec<CandidateLine>,
+    /// The mid end-of-candidates names (the bundle's first m-line).
+    pub(crate) mid: Option<String>,
+}
+
+/// Why a session refused an offer or a candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Unreadable SDP or candidate; the sentence says what was wrong.
+    Malformed(String),
+    /// Readable, but nothing this camera can serve (no H.264 video).
+    Unsupported(String),
+    /// More candidates in this ICE generation than [`MAX_REMOTE_CANDIDATES`].
+    TooManyCandidates,
+    /// The device failed on its side.
+    Internal(String),
+}
+
+impl Refusal {
+    /// A sentence a person can act on.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Refusal::Malformed(m) | Refusal::Unsupported(m) | Refusal::Internal(m) => m.clone(),
+            Refusal::TooManyCandidates => format!(
+                "More than {MAX_REMOTE_CANDIDATES} candidates in one ICE generation; the rest are ignored."
+            ),
+        }
+    }
+}
 
 /// Timers that bound a session's life.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     /// DTLS must connect within this long after the offer.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// The session ends after this long without a datagram from the viewer.
-    pub peer_timeout: Duration,
+    pub(crate) peer_timeout: Duration,
 }
 
 /// What the device can do with audio, which bounds every answer's audio m-line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AudioCaps {
+pub(crate) struct AudioCaps {
     /// The device has a microphone to send.
-    pub send: bool,
+    pub(crate) send: bool,
     /// The device plays talk-back from viewers.
-    pub receive: bool,
+    pub(crate) receive: bool,
 }
 
 /// How the answer's audio m-line was agreed: the offer's wish within the
 /// device's [`AudioCaps`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AudioUse {
+pub(crate) struct AudioUse {
     /// The device sends its microphone on this call.
-    pub send: bool,
+    pub(crate) send: bool,
     /// The viewer may send talk-back on this call.
-    pub receive: bool,
+    pub(crate) receive: bool,
 }
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndReason {
+pub(crate) enum EndReason {
     /// Not connected within the connect timeout.
     ConnectTimeout,
     /// The viewer went silent for the peer timeout.
@@ -60,23 +139,47 @@ pub enum EndReason {
     Closed,
     /// str0m failed on this session.
     Failed(String),
+    /// The session's sockets failed.
+    Socket(String),
+    /// The viewer said `bye`.
+    ViewerBye,
+    /// The device is stopping.
+    Shutdown,
+    /// Made room for a newer call while it had not heard from its viewer.
+    Evicted,
+    /// Connected while the device already had its maximum of viewers.
+    Full,
 }
 
 impl EndReason {
     /// A sentence for the `bye` sent to the viewer.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             EndReason::ConnectTimeout => "could not connect in time (no network path?)".into(),
             EndReason::PeerLost => "the viewer stopped responding".into(),
             EndReason::Closed => "the viewer closed the connection".into(),
             EndReason::Failed(e) => format!("internal WebRTC error: {e}"),
+            EndReason::Socket(e) => format!("media socket error: {e}"),
+            EndReason::ViewerBye => "the viewer said bye".into(),
+            EndReason::Shutdown => "the camera is shutting down".into(),
+            EndReason::Evicted => {
+                "too many calls are starting and this one had not reached the camera yet; \
+                 call again"
+                    .into()
+            }
+            EndReason::Full => "this camera already has its maximum of viewers".into(),
         }
+    }
+
+    /// Whether the device owes the viewer a `bye` for this ending.
+    pub(crate) fn says_bye(&self) -> bool {
+        *self != EndReason::ViewerBye
     }
 }
 
 /// What a session asks of its driver.
 #[derive(Debug)]
-pub enum SessionOutput {
+pub(crate) enum SessionOutput {
     /// Send `contents` from local address `source` to `destination`.
     Transmit {
         /// Local socket address to send from.
@@ -90,6 +193,8 @@ pub enum SessionOutput {
     Connected,
     /// The viewer asked for a keyframe (PLI/FIR).
     KeyframeRequest,
+    /// The first datagram from the viewer arrived: it is really calling.
+    Heard,
     /// An Opus packet of the viewer's microphone arrived.
     TalkAudio {
         /// RTP timestamp at 48 kHz.
@@ -104,7 +209,7 @@ pub enum SessionOutput {
 }
 
 /// One viewer's call.
-pub struct Session {
+pub(crate) struct Session {
     rtc: Rtc,
     video: Option<(Mid, Pt)>,
     /// The audio m-line and Opus payload type, once negotiated.
@@ -123,58 +228,59 @@ pub struct Session {
     queued: VecDeque<SessionOutput>,
     /// ICE ufrag of the latest answer: trickled candidates carry it.
     local_ufrag: Option<String>,
+    /// ICE ufrag of the latest offer: a new one starts a new generation.
+    remote_ufrag: Option<String>,
+    /// Remote candidates taken in the current ICE generation.
+    remote_candidates: usize,
+    /// Whether a datagram from the viewer has arrived.
+    heard: bool,
 }
 
 impl Session {
     /// Accepts the viewer's first offer and gathers host candidates on
-    /// `local_addrs`. Returns the session and its SDP answer, or the error
-    /// reply the offer deserves.
-    pub fn accept(
+    /// `local_addrs`. Returns the session and its answer, or why the offer
+    /// was refused.
+    pub(crate) fn accept(
         offer: &str,
         local_addrs: &[SocketAddr],
-        limits: SessionLimits,
-        audio_caps: AudioCaps,
+        config: &SessionConfig,
         now: Instant,
-    ) -> Result<(Session, String), ErrorReply> {
+    ) -> Result<(Session, Answer), Refusal> {
+        let remote_ufrag = offered_ufrag(offer);
         let offer = parse_offer(offer)?;
         let mids = offered_mids(&offer);
         // Opus is always enabled so an audio m-line is answered (inactive
         // when the device has no audio) rather than rejected.
-        let mut config = Rtc::builder().clear_codecs().enable_opus(true, false);
+        let mut builder = Rtc::builder()
+            .set_dtls_cert(config.dtls_cert.clone())
+            .clear_codecs()
+            .enable_opus(true, false);
         for (pt, rtx, profile) in H264_PROFILES {
-            config
+            builder
                 .codec_config()
                 .add_h264(pt.into(), Some(rtx.into()), true, profile);
         }
-        let mut rtc = config.build(now);
+        let mut rtc = builder.build(now);
         let mut local_candidates = Vec::new();
         for addr in local_addrs {
-            let candidate = Candidate::host(*addr, Protocol::Udp).map_err(|e| {
-                ErrorReply::new(
-                    ErrorCode::Internal,
-                    "offer",
-                    format!("bad local address: {e}"),
-                )
-            })?;
+            let candidate = Candidate::host(*addr, Protocol::Udp)
+                .map_err(|e| Refusal::Internal(format!("bad local address {addr}: {e}")))?;
             if let Some(added) = rtc.add_local_candidate(candidate) {
                 local_candidates.push(added.clone());
             }
         }
-        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
-            ErrorReply::new(
-                ErrorCode::BadRequest,
-                "offer",
-                format!("The offer was refused: {e}."),
-            )
-        })?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| Refusal::Malformed(format!("The offer was refused: {e}.")))?;
         let mut session = Session {
             rtc,
             video: None,
             audio: None,
-            audio_caps,
+            audio_caps: config.audio,
             audio_use: AudioUse::default(),
             last_audio_rtp: None,
-            limits,
+            limits: config.limits,
             offered_at: now,
             last_heard: now,
             connected: false,
@@ -184,17 +290,19 @@ impl Session {
             last_frame_pts: None,
             queued: VecDeque::new(),
             local_ufrag: None,
+            remote_ufrag,
+            remote_candidates: 0,
+            heard: false,
         };
         session.settle(now);
         for mid in mids {
             session.consider_media(mid);
         }
         if session.video.is_none() {
-            return Err(ErrorReply::new(
-                ErrorCode::Unsupported,
-                "offer",
+            return Err(Refusal::Unsupported(
                 "The offer has no video m-line that receives H.264 (constrained baseline, \
-                 packetization-mode 1); that is all this camera sends.",
+                 packetization-mode 1); that is all this camera sends."
+                    .into(),
             ));
         }
         let answer = session.finish_answer(answer.to_sdp_string());
@@ -202,16 +310,19 @@ impl Session {
     }
 
     /// Answers a later offer on the live session (an ICE restart).
-    pub fn renegotiate(&mut self, offer: &str, now: Instant) -> Result<String, ErrorReply> {
+    pub(crate) fn renegotiate(&mut self, offer: &str, now: Instant) -> Result<Answer, Refusal> {
+        let ufrag = offered_ufrag(offer);
         let offer = parse_offer(offer)?;
         let mids = offered_mids(&offer);
-        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| {
-            ErrorReply::new(
-                ErrorCode::BadRequest,
-                "offer",
-                format!("The offer was refused: {e}."),
-            )
-        })?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| Refusal::Malformed(format!("The offer was refused: {e}.")))?;
+        if ufrag != self.remote_ufrag {
+            self.remote_ufrag = ufrag;
+            self.remote_candidates = 0;
+        }
         self.settle(now);
         for mid in mids {
             self.consider_media(mid);
@@ -219,19 +330,34 @@ impl Session {
         Ok(self.finish_answer(answer.to_sdp_string()))
     }
 
-    /// Notes the answer's ICE ufrag and bounds its audio by the device's caps.
-    fn finish_answer(&mut self, sdp: String) -> String {
+    /// Notes the answer's ICE ufrag, bounds its audio by the device's caps
+    /// and lists the candidates to trickle after it.
+    fn finish_answer(&mut self, sdp: String) -> Answer {
         self.local_ufrag = sdp
             .lines()
             .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
             .map(|ufrag| ufrag.trim().to_owned());
         let (sdp, audio_use) = restrict_audio(&sdp, self.audio_caps);
         self.audio_use = audio_use;
-        sdp
+        let mid = self.video.map(|(mid, _)| mid.to_string());
+        let candidates = self
+            .local_candidates
+            .iter()
+            .map(|c| CandidateLine {
+                line: c.to_sdp_string(),
+                mid: mid.clone(),
+                ufrag: self.local_ufrag.clone(),
+            })
+            .collect();
+        Answer {
+            sdp,
+            candidates,
+            mid,
+        }
     }
 
     /// How audio was agreed on this call.
-    pub fn audio_use(&self) -> AudioUse {
+    pub(crate) fn audio_use(&self) -> AudioUse {
         self.audio_use
     }
 
@@ -247,25 +373,26 @@ impl Session {
         }
     }
 
-    /// The host candidates to trickle to the viewer after the answer.
-    pub fn local_candidates(&self) -> Vec<CandidateInit> {
-        self.local_candidates
-            .iter()
-            .map(|c| CandidateInit {
-                candidate: c.to_sdp_string(),
-                sdp_mid: self.video.map(|(mid, _)| mid.to_string()),
-                sdp_m_line_index: Some(0),
-                username_fragment: self.local_ufrag.clone(),
-            })
-            .collect()
-    }
-
-    /// Adds a trickled viewer candidate; end-of-candidates is accepted and ignored.
-    pub fn add_remote_candidate(&mut self, candidate: &CandidateInit) -> Result<(), ErrorReply> {
-        if candidate.is_end_of_candidates() {
+    /// Adds a trickled viewer candidate of ICE generation `ufrag` (the
+    /// current one when `None`); end-of-candidates (an empty line) is
+    /// accepted and ignored.
+    pub(crate) fn add_remote_candidate(
+        &mut self,
+        line: &str,
+        ufrag: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if line.is_empty() {
             return Ok(());
         }
-        let line = candidate.candidate.trim_start_matches("a=");
+        if line.len() > MAX_CANDIDATE_LINE {
+            return Err(Refusal::Malformed(format!(
+                "The candidate is longer than {MAX_CANDIDATE_LINE} bytes."
+            )));
+        }
+        if self.remote_candidates >= MAX_REMOTE_CANDIDATES {
+            return Err(Refusal::TooManyCandidates);
+        }
+        let line = line.trim_start_matches("a=");
         // Browsers hide host addresses behind mDNS names (`….local`), which
         // cannot be resolved here; their checks reach us anyway and become
         // peer-reflexive candidates, so such candidates are skipped.
@@ -276,22 +403,18 @@ impl Session {
         {
             return Ok(());
         }
-        let mut parsed = Candidate::from_sdp_string(line).map_err(|e| {
-            ErrorReply::new(
-                ErrorCode::BadRequest,
-                "candidate",
-                format!("Unreadable candidate: {e}."),
-            )
-        })?;
-        if let Some(ufrag) = &candidate.username_fragment {
+        let mut parsed = Candidate::from_sdp_string(line)
+            .map_err(|e| Refusal::Malformed(format!("Unreadable candidate: {e}.")))?;
+        if let Some(ufrag) = ufrag {
             parsed.set_ufrag(ufrag);
         }
+        self.remote_candidates += 1;
         self.rtc.add_remote_candidate(parsed);
         Ok(())
     }
 
     /// Feeds one datagram received on local address `destination`.
-    pub fn handle_datagram(
+    pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -312,12 +435,16 @@ impl Session {
         );
         if self.rtc.accepts(&input) {
             self.last_heard = now;
+            if !self.heard {
+                self.heard = true;
+                self.queued.push_back(SessionOutput::Heard);
+            }
             self.feed(input);
         }
     }
 
     /// Advances timers to `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.ended.is_some() {
             return;
         }
@@ -331,7 +458,7 @@ impl Session {
     }
 
     /// Sends one encoded frame; dropped until the session is connected.
-    pub fn write_video(&mut self, frame: &EncodedFrame) {
+    pub(crate) fn write_video(&mut self, frame: &EncodedFrame) {
         let Some(video) = self.video else { return };
         if !self.connected || self.ended.is_some() {
             return;
@@ -350,7 +477,7 @@ impl Session {
     }
 
     /// Sends one Opus frame of the microphone, if this call receives audio.
-    pub fn write_audio(&mut self, packet: &OpusPacket) {
+    pub(crate) fn write_audio(&mut self, packet: &OpusPacket) {
         let Some(audio) = self.audio else { return };
         if !self.audio_use.send || !self.connected || self.ended.is_some() {
             return;
@@ -368,19 +495,14 @@ impl Session {
         }
     }
 
-    /// Whether DTLS is connected.
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
     /// Ends the session on the device's initiative (bye, shutdown).
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         let _ = self.rtc.close();
         self.rtc.disconnect();
     }
 
     /// The next thing the driver must do. Call until it returns `Timeout`.
-    pub fn poll_output(&mut self) -> SessionOutput {
+    pub(crate) fn poll_output(&mut self) -> SessionOutput {
         match self.queued.pop_front() {
             Some(output) => output,
             None => self.next_output(),
@@ -574,16 +696,20 @@ fn offered_mids(offer: &SdpOffer) -> Vec<Mid> {
     offer.media_lines.iter().map(|line| line.mid()).collect()
 }
 
-fn parse_offer(sdp: &str) -> Result<SdpOffer, ErrorReply> {
+/// The offer's ICE ufrag (session or first media level): which ICE
+/// generation its candidates belong to.
+fn offered_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
+        .map(|ufrag| ufrag.trim().to_owned())
+}
+
+fn parse_offer(sdp: &str) -> Result<SdpOffer, Refusal> {
     SdpOffer::from_sdp_string(sdp).map_err(|e| {
-        ErrorReply::new(
-            ErrorCode::BadRequest,
-            "offer",
-            format!(
-                "The offer is not valid SDP: {}.",
-                readable_parse_error(&e.to_string())
-            ),
-        )
+        Refusal::Malformed(format!(
+            "The offer is not valid SDP: {}.",
+            readable_parse_error(&e.to_string())
+        ))
     })
 }
 
@@ -607,21 +733,29 @@ mod tests {
 
     #[test]
     fn sdp_errors_are_readable() {
-        let error = parse_offer("this is not SDP").unwrap_err();
-        assert_eq!(error.code, ErrorCode::BadRequest);
-        assert!(
-            !error.message.contains("PointerOffset"),
-            "{}",
-            error.message
-        );
-        assert!(!error.message.contains('\n'), "{}", error.message);
-        assert!(error.message.starts_with("The offer is not valid SDP: "));
+        let Refusal::Malformed(message) = parse_offer("this is not SDP").unwrap_err() else {
+            panic!("not SDP is malformed");
+        };
+        assert!(!message.contains("PointerOffset"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.starts_with("The offer is not valid SDP: "));
     }
 
     const LIMITS: SessionLimits = SessionLimits {
         connect_timeout: Duration::from_secs(30),
         peer_timeout: Duration::from_secs(30),
     };
+
+    /// The session configuration with `audio`, its certificate made once per test binary.
+    fn config(audio: AudioCaps) -> SessionConfig {
+        static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
+        let shared =
+            CONFIG.get_or_init(|| SessionConfig::new(LIMITS, AudioCaps::default()).unwrap());
+        SessionConfig {
+            audio,
+            ..shared.clone()
+        }
+    }
 
     fn offer(kinds: &[MediaKind]) -> String {
         offer_with(
@@ -678,9 +812,9 @@ mod tests {
                 (MediaKind::Audio, viewer),
             ]);
             let (session, answer) =
-                Session::accept(&sdp, &local(), LIMITS, caps, Instant::now()).unwrap();
+                Session::accept(&sdp, &local(), &config(caps), Instant::now()).unwrap();
             assert_eq!(
-                audio_direction(&answer),
+                audio_direction(&answer.sdp),
                 expected,
                 "{viewer:?} with {caps:?}"
             );
@@ -694,11 +828,17 @@ mod tests {
 
     #[test]
     fn answers_h264_only_and_offers_host_candidates() {
-        let (session, answer) = Session::accept(
+        let (
+            _,
+            Answer {
+                sdp: answer,
+                candidates,
+                mid,
+            },
+        ) = Session::accept(
             &offer(&[MediaKind::Video, MediaKind::Audio]),
             &local(),
-            LIMITS,
-            AudioCaps::default(),
+            &config(AudioCaps::default()),
             Instant::now(),
         )
         .unwrap();
@@ -709,15 +849,16 @@ mod tests {
         assert!(video.contains("a=sendonly\r\n"));
         assert!(audio.starts_with("m=audio 9 "), "not rejected: {audio}");
         assert!(audio.contains("a=inactive\r\n") && !audio.contains("a=sendonly"));
-        let candidates = session.local_candidates();
         assert_eq!(candidates.len(), 1);
-        assert!(candidates[0].candidate.starts_with("candidate:"));
-        assert!(candidates[0].candidate.contains("127.0.0.1 40000 typ host"));
+        assert!(candidates[0].line.starts_with("candidate:"));
+        assert!(candidates[0].line.contains("127.0.0.1 40000 typ host"));
         let ufrag = answer
             .lines()
             .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
             .unwrap();
-        assert_eq!(candidates[0].username_fragment.as_deref(), Some(ufrag));
+        assert_eq!(candidates[0].ufrag.as_deref(), Some(ufrag));
+        assert_eq!(candidates[0].mid, mid);
+        assert!(mid.is_some());
     }
 
     #[test]
@@ -725,49 +866,90 @@ mod tests {
         let (mut session, _) = Session::accept(
             &offer(&[MediaKind::Video]),
             &local(),
-            LIMITS,
-            AudioCaps::default(),
+            &config(AudioCaps::default()),
             Instant::now(),
         )
         .unwrap();
-        let candidate = |line: &str| CandidateInit {
-            candidate: line.into(),
-            sdp_mid: Some("0".into()),
-            sdp_m_line_index: Some(0),
-            username_fragment: None,
-        };
         let host = "candidate:1 1 udp 2122260223 192.0.2.9 50000 typ host generation 0";
-        session.add_remote_candidate(&candidate(host)).unwrap();
+        session.add_remote_candidate(host, None).unwrap();
         let mdns = "candidate:2 1 udp 2122260223 4f8c1b2e-58a8-4b1a-9d0e-1c3a2b4c5d6e.local 50001 typ host";
-        session.add_remote_candidate(&candidate(mdns)).unwrap();
-        session.add_remote_candidate(&candidate("")).unwrap();
-        let error = session
-            .add_remote_candidate(&candidate("candidate:x"))
-            .unwrap_err();
+        session.add_remote_candidate(mdns, None).unwrap();
+        session.add_remote_candidate("", None).unwrap();
+        assert!(matches!(
+            session.add_remote_candidate("candidate:x", None),
+            Err(Refusal::Malformed(_))
+        ));
+        let long = format!("{host} {}", "x".repeat(MAX_CANDIDATE_LINE));
+        assert!(matches!(
+            session.add_remote_candidate(&long, None),
+            Err(Refusal::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn remote_candidates_are_capped_per_ice_generation() {
+        let now = Instant::now();
+        let mut viewer = Rtc::builder().build(now);
+        let mut change = viewer.sdp_api();
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (first, pending) = change.apply().unwrap();
+        let (mut session, answer) = Session::accept(
+            &first.to_sdp_string(),
+            &local(),
+            &config(AudioCaps::default()),
+            now,
+        )
+        .unwrap();
+        let candidate = |n: usize| {
+            format!(
+                "candidate:{n} 1 udp 2122260223 10.{}.{}.1 5000 typ host",
+                n / 250,
+                n % 250
+            )
+        };
+        for n in 0..MAX_REMOTE_CANDIDATES {
+            session.add_remote_candidate(&candidate(n), None).unwrap();
+        }
         assert_eq!(
-            (error.code, error.re.as_str()),
-            (ErrorCode::BadRequest, "candidate")
+            session.add_remote_candidate(&candidate(MAX_REMOTE_CANDIDATES), None),
+            Err(Refusal::TooManyCandidates)
         );
+        viewer
+            .sdp_api()
+            .accept_answer(
+                pending,
+                str0m::change::SdpAnswer::from_sdp_string(&answer.sdp).unwrap(),
+            )
+            .unwrap();
+        let mut restart = viewer.sdp_api();
+        restart.ice_restart(true);
+        let (restarted, _) = restart.apply().unwrap();
+        session
+            .renegotiate(&restarted.to_sdp_string(), now)
+            .unwrap();
+        session
+            .add_remote_candidate(&candidate(0), None)
+            .expect("a new ICE generation starts a new count");
     }
 
     #[test]
     fn refuses_offers_it_cannot_serve() {
         let now = Instant::now();
         let refused = |sdp: &str| {
-            Session::accept(sdp, &local(), LIMITS, AudioCaps::default(), now)
+            Session::accept(sdp, &local(), &config(AudioCaps::default()), now)
                 .err()
                 .unwrap()
         };
-        assert_eq!(refused("garbage").code, ErrorCode::BadRequest);
-        assert_eq!(
-            refused(&offer(&[MediaKind::Audio])).code,
-            ErrorCode::Unsupported
-        );
+        assert!(matches!(refused("garbage"), Refusal::Malformed(_)));
+        assert!(matches!(
+            refused(&offer(&[MediaKind::Audio])),
+            Refusal::Unsupported(_)
+        ));
         let mut vp8_viewer = Rtc::builder().clear_codecs().enable_vp8(true).build(now);
         let mut change = vp8_viewer.sdp_api();
         change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let vp8_only = change.apply().unwrap().0.to_sdp_string();
-        assert_eq!(refused(&vp8_only).code, ErrorCode::Unsupported);
+        assert!(matches!(refused(&vp8_only), Refusal::Unsupported(_)));
     }
 
     #[test]
@@ -776,8 +958,7 @@ mod tests {
         let (mut session, _) = Session::accept(
             &offer(&[MediaKind::Video]),
             &local(),
-            LIMITS,
-            AudioCaps::default(),
+            &config(AudioCaps::default()),
             now,
         )
         .unwrap();

@@ -33,7 +33,7 @@ fn server(name: &str, listen: SocketAddr) -> ServerSettings {
 
 /// Starts the broker on its own threads and returns once both listeners
 /// accept connections, or with the reason they do not (e.g. port in use).
-pub fn start(config: &EmbeddedBrokerConfig) -> anyhow::Result<()> {
+pub(crate) fn start(config: &EmbeddedBrokerConfig) -> anyhow::Result<()> {
     let broker_config = Config {
         id: 0,
         router: RouterConfig {

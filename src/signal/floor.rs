@@ -6,26 +6,26 @@
 use std::time::{Duration, Instant};
 
 /// How long a holder may stay silent before the floor is taken back.
-pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 
 /// The reply to one `talk` message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TalkReply {
+pub(crate) struct TalkReply {
     /// Whether the asking session holds the floor now.
-    pub granted: bool,
+    pub(crate) granted: bool,
     /// Label of the holder after the request, if any.
-    pub holder: Option<String>,
+    pub(crate) holder: Option<String>,
 }
 
 /// The floor changed hands; every viewer is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FloorChange {
+pub(crate) struct FloorChange {
     /// The session that lost the floor, if one held it.
-    pub released: Option<String>,
+    pub(crate) released: Option<String>,
     /// The session that took it, if one did.
-    pub taken: Option<String>,
+    pub(crate) taken: Option<String>,
     /// Label of the new holder (`None`: nobody talks).
-    pub holder: Option<String>,
+    pub(crate) holder: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ struct Holder {
 
 /// Who may talk back.
 #[derive(Debug, Clone)]
-pub struct Floor {
+pub(crate) struct Floor {
     holder: Option<Holder>,
     silence_limit: Duration,
 }
@@ -50,7 +50,7 @@ impl Default for Floor {
 
 impl Floor {
     /// A free floor that is taken back after `silence_limit` without voice.
-    pub fn new(silence_limit: Duration) -> Self {
+    pub(crate) fn new(silence_limit: Duration) -> Self {
         Floor {
             holder: None,
             silence_limit,
@@ -58,12 +58,12 @@ impl Floor {
     }
 
     /// The session holding the floor.
-    pub fn holder_session(&self) -> Option<&str> {
+    pub(crate) fn holder_session(&self) -> Option<&str> {
         self.holder.as_ref().map(|h| h.session.as_str())
     }
 
     /// Session `session` (shown as `label`) sent `talk` with `on`.
-    pub fn talk(
+    pub(crate) fn talk(
         &mut self,
         session: &str,
         label: &str,
@@ -95,7 +95,7 @@ impl Floor {
     }
 
     /// Session `session` ended or let go: frees the floor if it held it.
-    pub fn release(&mut self, session: &str) -> Option<FloorChange> {
+    pub(crate) fn release(&mut self, session: &str) -> Option<FloorChange> {
         if self.holder_session() != Some(session) {
             return None;
         }
@@ -108,21 +108,21 @@ impl Floor {
     }
 
     /// The holder's voice was heard at `now`.
-    pub fn voice(&mut self, session: &str, now: Instant) {
+    pub(crate) fn voice(&mut self, session: &str, now: Instant) {
         if let Some(holder) = self.holder.as_mut().filter(|h| h.session == session) {
             holder.last_voice = holder.last_voice.max(now);
         }
     }
 
     /// When the floor is taken back unless the holder speaks.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.holder
             .as_ref()
             .map(|h| h.last_voice + self.silence_limit)
     }
 
     /// Takes the floor back from a holder silent for too long.
-    pub fn expire(&mut self, now: Instant) -> Option<FloorChange> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<FloorChange> {
         let session = self
             .holder
             .as_ref()

@@ -2,9 +2,10 @@
 //! that turns viewer messages into WebRTC sessions.
 
 #[cfg(feature = "embedded-broker")]
-pub mod broker;
-pub mod floor;
-pub mod manager;
-pub mod mqtt;
-pub mod outbox;
-pub mod protocol;
+pub(crate) mod broker;
+pub(crate) mod floor;
+pub(crate) mod manager;
+pub(crate) mod mqtt;
+pub(crate) mod outbox;
+pub(crate) mod protocol;
+pub(crate) mod table;

@@ -17,31 +17,40 @@ use rumqttc::{
 
 use crate::backoff::Backoff;
 use crate::config::MqttConfig;
+use crate::signal::outbox::Publish;
 use crate::signal::protocol::{self, Topics};
 
-/// Largest MQTT packet accepted from the broker. Above the protocol's
-/// 64 KiB payload bound so oversized payloads reach the codec and are
-/// counted, rather than breaking the connection.
-const MAX_PACKET: usize = 1024 * 1024;
-/// Inbound messages waiting for the session manager; more are dropped.
+/// Largest MQTT packet accepted from the broker. rumqttc drops the whole
+/// connection on a bigger one, so this sits far above the protocol's
+/// 64 KiB payload bound: oversized payloads are read, counted and dropped
+/// here instead. The real bound is the broker's (`max_packet_size` in
+/// Mosquitto, docs/protocol.md).
+const MAX_INCOMING_PACKET: usize = 4 * 1024 * 1024;
+/// Largest payload the device publishes; a bigger one is dropped (and
+/// counted) before it is queued, so no message can break the connection
+/// on a broker with a packet limit at the recommended 128 KiB.
+const MAX_OUTGOING_PAYLOAD: usize = protocol::MAX_PAYLOAD;
+/// Largest packet the device sends: its payload bound plus topic and header.
+const MAX_OUTGOING_PACKET: usize = MAX_OUTGOING_PAYLOAD + 4096;
+/// Inbound messages waiting for the session manager; more are dropped (counted).
 const INBOUND_QUEUE: usize = 256;
 /// Requests waiting for the event loop; more are dropped (and counted).
 const OUTBOUND_QUEUE: usize = 512;
 
 /// A message received on one of the device's subscriptions.
 #[derive(Debug, Clone)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     /// Topic it arrived on.
-    pub topic: String,
+    pub(crate) topic: String,
     /// Raw payload.
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
     /// Whether the broker delivered it as a retained message.
-    pub retain: bool,
+    pub(crate) retain: bool,
 }
 
 /// Cheap, cloneable handle for publishing from anywhere without blocking.
 #[derive(Clone)]
-pub struct MqttHandle {
+pub(crate) struct MqttHandle {
     client: AsyncClient,
     shared: Arc<Shared>,
 }
@@ -51,46 +60,58 @@ struct Shared {
     status: Mutex<Vec<u8>>,
     online: AtomicBool,
     dropped_outbound: AtomicU64,
+    dropped_inbound: AtomicU64,
 }
 
 impl MqttHandle {
-    /// Publishes a non-retained QoS 1 message, or drops it (counted) when
-    /// the link's queue is full because the broker is away.
-    pub fn publish(&self, topic: String, payload: Vec<u8>) {
-        if self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, false, payload)
-            .is_err()
-        {
-            self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Replaces the retained status, published now and after every reconnect.
-    pub fn set_status(&self, payload: Vec<u8>) {
-        *self
-            .shared
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = payload.clone();
-        let topic = self.shared.status_topic.clone();
-        if self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, true, payload)
-            .is_err()
-        {
+    /// Queues a QoS 1 publish, or drops it (counted) when it is too large
+    /// or the link's queue is full because the broker is away.
+    fn enqueue(&self, topic: String, payload: Vec<u8>, retain: bool) {
+        let queued = payload.len() <= MAX_OUTGOING_PAYLOAD
+            && self
+                .client
+                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+                .is_ok();
+        if !queued {
             self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Whether the broker connection is up.
-    pub fn is_online(&self) -> bool {
+    pub(crate) fn is_online(&self) -> bool {
         self.shared.online.load(Ordering::Relaxed)
+    }
+
+    /// Publishes dropped so far (too large, or queue full while offline).
+    pub(crate) fn dropped_outbound(&self) -> u64 {
+        self.shared.dropped_outbound.load(Ordering::Relaxed)
+    }
+
+    /// Inbound messages dropped before the session manager saw them
+    /// (over the protocol's size bound, or its queue full).
+    pub(crate) fn dropped_inbound(&self) -> u64 {
+        self.shared.dropped_inbound.load(Ordering::Relaxed)
+    }
+}
+
+impl Publish for MqttHandle {
+    fn publish(&self, topic: String, payload: Vec<u8>) {
+        self.enqueue(topic, payload, false);
+    }
+
+    /// Replaces the retained status, published now and after every reconnect.
+    fn set_status(&self, payload: Vec<u8>) {
+        *self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = payload.clone();
+        self.enqueue(self.shared.status_topic.clone(), payload, true);
     }
 }
 
 /// The running MQTT link.
-pub struct MqttLink {
+pub(crate) struct MqttLink {
     handle: MqttHandle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -100,7 +121,7 @@ impl MqttLink {
     /// Connects (in the background) to the broker of `config` as device
     /// `topics`, with `status` as the first retained status. Inbound
     /// messages on `P/D/in/+` arrive on the returned channel.
-    pub fn start(
+    pub(crate) fn start(
         config: &MqttConfig,
         client_id: &str,
         broker_url: &str,
@@ -120,6 +141,7 @@ impl MqttLink {
             status: Mutex::new(status),
             online: AtomicBool::new(false),
             dropped_outbound: AtomicU64::new(0),
+            dropped_inbound: AtomicU64::new(0),
         });
         let handle = MqttHandle { client, shared };
         let (inbound_tx, inbound_rx) = async_channel::bounded(INBOUND_QUEUE);
@@ -163,7 +185,7 @@ impl MqttLink {
     }
 
     /// A handle for publishing.
-    pub fn handle(&self) -> MqttHandle {
+    pub(crate) fn handle(&self) -> MqttHandle {
         self.handle.clone()
     }
 }
@@ -190,7 +212,6 @@ async fn run(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-    let mut dropped_inbound = 0u64;
     loop {
         let event = tokio::select! {
             _ = &mut stop => break,
@@ -223,11 +244,13 @@ async fn run(
                     payload: publish.payload,
                     retain: publish.retain,
                 };
-                if inbound.try_send(message).is_err() {
-                    dropped_inbound += 1;
-                    tracing::warn!(
-                        "signaling queue full: {dropped_inbound} messages dropped so far"
-                    );
+                let queued = message.payload.len() <= protocol::MAX_PAYLOAD
+                    && inbound.try_send(message).is_ok();
+                if !queued {
+                    handle
+                        .shared
+                        .dropped_inbound
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok(_) => {}
@@ -268,7 +291,7 @@ async fn run(
 
 /// Why a connection to the broker did not come up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectFailure {
+pub(crate) enum ConnectFailure {
     /// The broker answered and refused us (credentials, client id, ACL).
     Refused(String),
     /// No MQTT answer: wrong address, port, scheme, TLS, or broker down.
@@ -300,7 +323,7 @@ impl std::fmt::Display for ConnectFailure {
 
 /// Connects once to the broker of `config` at `broker_url` and hangs up:
 /// whether it is reachable and accepts the credentials (`peercam check`).
-pub fn probe(
+pub(crate) fn probe(
     config: &MqttConfig,
     broker_url: &str,
     client_id: &str,
@@ -346,7 +369,7 @@ fn connect_options(
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
         .set_clean_session(true)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     if let Some(user) = &config.username {
         options.set_credentials(user, config.password.clone().unwrap_or_default());
     }

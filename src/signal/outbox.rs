@@ -1,88 +1,80 @@
-//! Where every message to a viewer leaves the device: one `out/S` topic per
-//! session. Sealed mode will seal here, so nothing else needs to change.
+//! Where every message the device publishes leaves: one `out/S` topic per
+//! session, the event topic and the retained status, through whatever
+//! [`Publish`]es them (the MQTT link, or a recorder in tests).
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use crate::signal::mqtt::MqttHandle;
-use crate::signal::protocol::{self, DeviceMessage, ErrorReply, Topics};
+use crate::rtc::session::{Answer, CandidateLine};
+use crate::signal::protocol::{self, CandidateInit, DeviceMessage, Status, Topics};
+
+/// Something that publishes payloads without ever blocking the caller.
+pub(crate) trait Publish: Send + Sync {
+    /// Publishes a non-retained QoS 1 message, or drops (and counts) it.
+    fn publish(&self, topic: String, payload: Vec<u8>);
+    /// Replaces the retained status.
+    fn set_status(&self, payload: Vec<u8>);
+}
 
 /// Publishes device messages to viewers.
 #[derive(Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     topics: Topics,
-    mqtt: MqttHandle,
+    link: Arc<dyn Publish>,
 }
 
 impl Outbox {
-    /// An outbox for the device of `topics`, publishing through `mqtt`.
-    pub fn new(topics: Topics, mqtt: MqttHandle) -> Self {
-        Outbox { topics, mqtt }
+    /// An outbox for the device of `topics`, publishing through `link`.
+    pub(crate) fn new(topics: Topics, link: Arc<dyn Publish>) -> Self {
+        Outbox { topics, link }
     }
 
     /// Sends `message` to session `session`.
-    pub fn send(&self, session: &str, message: &DeviceMessage) {
-        self.mqtt
+    pub(crate) fn send(&self, session: &str, message: &DeviceMessage) {
+        self.link
             .publish(self.topics.outbound(session), protocol::encode(message));
     }
 
+    /// Sends an answer, then its candidates and end-of-candidates, in the
+    /// order PROTOCOL.md asks for (a viewer never sees a candidate first).
+    pub(crate) fn send_answer(&self, session: &str, answer: Answer) {
+        self.send(session, &DeviceMessage::Answer { sdp: answer.sdp });
+        for candidate in answer.candidates {
+            self.send(
+                session,
+                &DeviceMessage::Candidate(candidate_init(candidate)),
+            );
+        }
+        self.send(
+            session,
+            &DeviceMessage::Candidate(CandidateInit {
+                candidate: String::new(),
+                sdp_mid: answer.mid,
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            }),
+        );
+    }
+
     /// Publishes `event` on `P/D/event` for integrations.
-    pub fn event(&self, event: &serde_json::Value) {
-        self.mqtt.publish(
+    pub(crate) fn event(&self, event: &serde_json::Value) {
+        self.link.publish(
             self.topics.event(),
             serde_json::to_vec(event).expect("JSON values always serialize"),
         );
     }
 
     /// Replaces the retained status.
-    pub fn set_status(&self, status: &protocol::Status) {
-        self.mqtt.set_status(protocol::encode(status));
+    pub(crate) fn set_status(&self, status: &Status) {
+        self.link.set_status(protocol::encode(status));
     }
 }
 
-/// Enforces "at most one error per session per second".
-#[derive(Debug, Default, Clone)]
-pub struct ErrorLimiter {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl ErrorLimiter {
-    /// Whether an error may be sent now; if so, records it. Errors answering
-    /// a first offer pass with `always`.
-    pub fn allow(&mut self, now: Instant, always: bool) -> bool {
-        let free = self
-            .last
-            .is_none_or(|last| now.saturating_duration_since(last) >= Duration::from_secs(1));
-        if free || always {
-            self.last = Some(now);
-            true
-        } else {
-            self.suppressed += 1;
-            false
-        }
-    }
-
-    /// Sends `error` through `outbox` if the limit allows it.
-    pub fn send(&mut self, outbox: &Outbox, session: &str, error: ErrorReply, now: Instant) {
-        if self.allow(now, false) {
-            outbox.send(session, &DeviceMessage::Error(error));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_error_per_second_except_for_first_offers() {
-        let t0 = Instant::now();
-        let mut limiter = ErrorLimiter::default();
-        assert!(limiter.allow(t0, false));
-        assert!(!limiter.allow(t0 + Duration::from_millis(500), false));
-        assert!(limiter.allow(t0 + Duration::from_millis(600), true));
-        assert!(!limiter.allow(t0 + Duration::from_millis(1500), false));
-        assert!(limiter.allow(t0 + Duration::from_millis(1600), false));
-        assert_eq!(limiter.suppressed, 2);
+/// A session's candidate as the protocol's `RTCIceCandidateInit`.
+fn candidate_init(candidate: CandidateLine) -> CandidateInit {
+    CandidateInit {
+        candidate: candidate.line,
+        sdp_mid: candidate.mid,
+        sdp_m_line_index: Some(0),
+        username_fragment: candidate.ufrag,
     }
 }

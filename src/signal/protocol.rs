@@ -7,25 +7,23 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::config::IceServerConfig;
+
 /// The only protocol version this build speaks.
-pub const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 1;
 /// Payloads larger than this are dropped unread.
-pub const MAX_PAYLOAD: usize = 65_536;
+pub(crate) const MAX_PAYLOAD: usize = 65_536;
 
 /// Why the device refuses a message it will answer with an `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// Malformed message or SDP.
     BadRequest,
-    /// Sealed mode: the sender is not (or no longer) paired.
-    Unauthorized,
     /// `max_viewers` reached.
     Busy,
     /// No common codec, unknown `type`, or `v` not 1.
     Unsupported,
-    /// Sealed offer with an old nonce.
-    Stale,
     /// The device failed on its side.
     Internal,
 }
@@ -33,7 +31,7 @@ pub enum ErrorCode {
 /// A refusal to act on an inbound payload: either dropped in silence (and
 /// counted) or answered with an `error` message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// Dropped without a reply, for the reason given.
     Drop(DropReason),
     /// Answered with `error`.
@@ -42,7 +40,7 @@ pub enum Rejection {
 
 /// Why a payload was dropped without a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Over [`MAX_PAYLOAD`] bytes.
     TooLarge,
     /// Not valid UTF-8.
@@ -55,18 +53,18 @@ pub enum DropReason {
 
 /// The fields of an `error` message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ErrorReply {
+pub(crate) struct ErrorReply {
     /// Machine-readable error class.
-    pub code: ErrorCode,
+    pub(crate) code: ErrorCode,
     /// A sentence a person can act on.
-    pub message: String,
+    pub(crate) message: String,
     /// The `type` of the message this answers.
-    pub re: String,
+    pub(crate) re: String,
 }
 
 impl ErrorReply {
     /// An error answering a message of type `re`.
-    pub fn new(code: ErrorCode, re: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, re: &str, message: impl Into<String>) -> Self {
         ErrorReply {
             code,
             message: message.into(),
@@ -78,38 +76,36 @@ impl ErrorReply {
 /// An ICE candidate in the `RTCIceCandidateInit` shape, as both sides trickle it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CandidateInit {
+pub(crate) struct CandidateInit {
     /// `candidate:…` line, or empty for end-of-candidates.
-    pub candidate: String,
+    pub(crate) candidate: String,
     /// The m-line's mid this applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_mid: Option<String>,
+    pub(crate) sdp_mid: Option<String>,
     /// The m-line's index this applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_m_line_index: Option<u16>,
+    pub(crate) sdp_m_line_index: Option<u16>,
     /// ICE ufrag of the generation this candidate belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_fragment: Option<String>,
+    pub(crate) username_fragment: Option<String>,
 }
 
 impl CandidateInit {
     /// True for the end-of-candidates marker (`candidate: ""`).
-    pub fn is_end_of_candidates(&self) -> bool {
+    pub(crate) fn is_end_of_candidates(&self) -> bool {
         self.candidate.is_empty()
     }
 }
 
 /// A message a viewer sends to the device on `P/D/in/S`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViewerMessage {
+pub(crate) enum ViewerMessage {
     /// Ask for ICE servers (with credentials) before offering.
     IceServers,
     /// Start or renegotiate the call.
     Offer {
         /// The viewer's SDP offer.
         sdp: String,
-        /// Sealed mode: the device's status nonce.
-        nonce: Option<String>,
     },
     /// A trickled remote candidate.
     Candidate(CandidateInit),
@@ -125,36 +121,46 @@ pub enum ViewerMessage {
     },
 }
 
-impl ViewerMessage {
-    /// The wire `type` of this message.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ViewerMessage::IceServers => "ice-servers",
-            ViewerMessage::Offer { .. } => "offer",
-            ViewerMessage::Candidate(_) => "candidate",
-            ViewerMessage::Talk { .. } => "talk",
-            ViewerMessage::Bye { .. } => "bye",
-        }
-    }
-}
-
 /// One STUN/TURN server in the W3C `RTCIceServer` shape.
+///
+/// Made from `[[webrtc.ice_servers]]` with [`IceServer::public`] (status)
+/// or [`IceServer::private`] (per-call replies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IceServer {
+pub(crate) struct IceServer {
     /// `stun:` / `turn:` / `turns:` URLs.
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// TURN user name (only in the `ice-servers` reply, never in status).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// TURN password (only in the `ice-servers` reply, never in status).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
+    pub(crate) credential: Option<String>,
+}
+
+impl IceServer {
+    /// As the retained status shows it: URLs only, never credentials.
+    pub(crate) fn public(server: &IceServerConfig) -> Self {
+        IceServer {
+            urls: server.urls.clone(),
+            username: None,
+            credential: None,
+        }
+    }
+
+    /// As one call's `ice-servers` reply carries it, credentials included.
+    pub(crate) fn private(server: &IceServerConfig) -> Self {
+        IceServer {
+            urls: server.urls.clone(),
+            username: server.username.clone(),
+            credential: server.credential.clone(),
+        }
+    }
 }
 
 /// A message the device sends to one viewer on `P/D/out/S`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
-pub enum DeviceMessage {
+pub(crate) enum DeviceMessage {
     /// ICE servers for the viewer's `RTCPeerConnection`.
     IceServers {
         /// Servers, TURN credentials included.
@@ -197,43 +203,43 @@ struct Versioned<'a, T: Serialize> {
 }
 
 /// Serializes a message as a compact v1 payload.
-pub fn encode<T: Serialize>(body: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(body: &T) -> Vec<u8> {
     serde_json::to_vec(&Versioned { v: VERSION, body }).expect("protocol types always serialize")
 }
 
 /// The retained presence message on `P/D/status`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// Always true; the offline form is [`offline_status`].
-    pub online: bool,
+    pub(crate) online: bool,
     /// Human-readable device name.
-    pub name: String,
+    pub(crate) name: String,
     /// Whether the device runs in sealed mode.
-    pub sealed: bool,
+    pub(crate) sealed: bool,
     /// Video codecs the device sends (`a=rtpmap` names).
-    pub video: Vec<String>,
+    pub(crate) video: Vec<String>,
     /// `"sendrecv"`, `"sendonly"` or null.
-    pub audio: Option<String>,
+    pub(crate) audio: Option<String>,
     /// Connected sessions.
-    pub viewers: usize,
+    pub(crate) viewers: usize,
     /// Cap on sessions with an accepted offer.
-    pub max_viewers: usize,
+    pub(crate) max_viewers: usize,
     /// STUN/TURN URLs without credentials.
-    pub ice_servers: Vec<IceServer>,
+    pub(crate) ice_servers: Vec<IceServer>,
 }
 
 /// The `ring` event of a doorbell press at `at`.
-pub fn ring_event(at: SystemTime) -> Value {
+pub(crate) fn ring_event(at: SystemTime) -> Value {
     serde_json::json!({"v": VERSION, "type": "ring", "at": utc_timestamp(at)})
 }
 
 /// The `talk` event: the floor is now held by `holder` (`None`: nobody).
-pub fn talk_event(holder: Option<&str>) -> Value {
+pub(crate) fn talk_event(holder: Option<&str>) -> Value {
     serde_json::json!({"v": VERSION, "type": "talk", "holder": holder})
 }
 
 /// `at` as an RFC 3339 UTC timestamp to the second, e.g. `2026-11-23T19:00:00Z`.
-pub fn utc_timestamp(at: SystemTime) -> String {
+pub(crate) fn utc_timestamp(at: SystemTime) -> String {
     let secs = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -257,13 +263,13 @@ pub fn utc_timestamp(at: SystemTime) -> String {
 }
 
 /// The retained status (and last will) of a device that is not running.
-pub fn offline_status() -> Vec<u8> {
+pub(crate) fn offline_status() -> Vec<u8> {
     br#"{"v":1,"online":false}"#.to_vec()
 }
 
 /// Parses a payload received on `P/D/in/S`, applying every rule of
 /// "Bad input and bounds" that can be decided from the payload alone.
-pub fn parse_viewer_message(payload: &[u8]) -> Result<ViewerMessage, Rejection> {
+pub(crate) fn parse_viewer_message(payload: &[u8]) -> Result<ViewerMessage, Rejection> {
     let object = parse_object(payload)?;
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.clone(),
@@ -289,17 +295,12 @@ pub fn parse_viewer_message(payload: &[u8]) -> Result<ViewerMessage, Rejection> 
             #[derive(Deserialize)]
             struct Offer {
                 sdp: String,
-                #[serde(default)]
-                nonce: Option<String>,
             }
             let offer: Offer = serde_json::from_value(body).map_err(|e| bad(&e.to_string()))?;
             if offer.sdp.trim().is_empty() {
                 return Err(bad("\"sdp\" is empty"));
             }
-            Ok(ViewerMessage::Offer {
-                sdp: offer.sdp,
-                nonce: offer.nonce,
-            })
+            Ok(ViewerMessage::Offer { sdp: offer.sdp })
         }
         "candidate" => {
             let candidate: CandidateInit =
@@ -359,65 +360,47 @@ fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, Rejection> {
     }
 }
 
-/// Whether `prefix` is a valid topic prefix: one or more non-empty levels,
-/// no wildcards, no leading or trailing `/`.
-pub fn is_valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix
-            .split('/')
-            .all(|level| !level.is_empty() && !level.contains(['+', '#']))
-}
-
-/// Whether `id` is a valid device id (`[A-Za-z0-9_-]{1,64}`).
-pub fn is_valid_device_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(is_id_byte)
-}
-
 /// Whether `id` is a valid session id (`[A-Za-z0-9_-]{16,64}`).
-pub fn is_valid_session_id(id: &str) -> bool {
-    (16..=64).contains(&id.len()) && id.bytes().all(is_id_byte)
-}
-
-fn is_id_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+pub(crate) fn is_valid_session_id(id: &str) -> bool {
+    crate::config::is_topic_id(id, 16..=64)
 }
 
 /// The topic names of one device under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics {
+pub(crate) struct Topics {
     base: String,
 }
 
 impl Topics {
     /// Topics for device `device` under `prefix` (both already validated).
-    pub fn new(prefix: &str, device: &str) -> Self {
+    pub(crate) fn new(prefix: &str, device: &str) -> Self {
         Topics {
             base: format!("{prefix}/{device}"),
         }
     }
 
     /// `P/D/status`: retained presence and last will.
-    pub fn status(&self) -> String {
+    pub(crate) fn status(&self) -> String {
         format!("{}/status", self.base)
     }
 
     /// `P/D/event`: rings and floor changes for integrations.
-    pub fn event(&self) -> String {
+    pub(crate) fn event(&self) -> String {
         format!("{}/event", self.base)
     }
 
     /// `P/D/in/+`: what the device subscribes to.
-    pub fn inbound_filter(&self) -> String {
+    pub(crate) fn inbound_filter(&self) -> String {
         format!("{}/in/+", self.base)
     }
 
     /// `P/D/out/S`: where the device answers session `S`.
-    pub fn outbound(&self, session: &str) -> String {
+    pub(crate) fn outbound(&self, session: &str) -> String {
         format!("{}/out/{session}", self.base)
     }
 
     /// The session id of an inbound topic `P/D/in/S`, if `topic` is one with a valid `S`.
-    pub fn session_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
+    pub(crate) fn session_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
         let session = topic.strip_prefix(&self.base)?.strip_prefix("/in/")?;
         is_valid_session_id(session).then_some(session)
     }
@@ -476,7 +459,6 @@ mod tests {
             parse(json!({"v":1,"type":"offer","sdp":"v=0\r\n","nonce":"abc","extra":1})),
             Ok(ViewerMessage::Offer {
                 sdp: "v=0\r\n".into(),
-                nonce: Some("abc".into())
             })
         );
         assert_eq!(
@@ -652,16 +634,7 @@ mod tests {
     }
 
     #[test]
-    fn validates_ids_and_prefixes() {
-        assert!(is_valid_prefix("peercam"));
-        assert!(is_valid_prefix("home/cams"));
-        for bad in ["", "/a", "a/", "a//b", "a/+", "#", "a/b#"] {
-            assert!(!is_valid_prefix(bad), "{bad}");
-        }
-        assert!(is_valid_device_id("cam-1_A"));
-        assert!(!is_valid_device_id(""));
-        assert!(!is_valid_device_id(&"a".repeat(65)));
-        assert!(!is_valid_device_id("a b"));
+    fn validates_session_ids() {
         assert!(is_valid_session_id("abcdefghijklmnop"));
         assert!(!is_valid_session_id("short"));
         assert!(!is_valid_session_id("abcdefghijklmno/"));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// A TCP port nothing listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -18,11 +18,11 @@ pub fn free_port() -> u16 {
 }
 
 /// A scratch directory, removed when dropped.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
     /// A fresh directory under the system's temp dir, unique to `tag`.
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!(
             "peercam-test-{}-{tag}-{}",
             std::process::id(),
@@ -40,14 +40,14 @@ impl Drop for TempDir {
 }
 
 /// The daemon under test; killed when dropped, its log printed if the test failed.
-pub struct Daemon {
-    pub child: Child,
-    pub dir: TempDir,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) dir: TempDir,
 }
 
 impl Daemon {
     /// Runs `peercam run` on `config` (TOML text) with extra environment `env`.
-    pub fn start(config: &str, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = TempDir::new("daemon");
         let path = dir.0.join("peercam.toml");
         std::fs::write(&path, config).unwrap();
@@ -75,5 +75,39 @@ impl Drop for Daemon {
             }
             eprintln!("--- daemon log ---\n{log}");
         }
+    }
+}
+
+/// A real Mosquitto broker on `port` (loopback, anonymous); killed when dropped.
+pub(crate) struct Mosquitto {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto listening on 127.0.0.1:`port`.
+    pub(crate) fn start(port: u16) -> Mosquitto {
+        let dir = TempDir::new("mosquitto");
+        let conf = dir.0.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("persistence false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (dev/setup --test)");
+        Mosquitto { child, _dir: dir }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -24,24 +24,24 @@ const MAX_PACKET: usize = 1500;
 
 /// What the capture thread needs.
 #[derive(Debug, Clone)]
-pub struct CaptureSettings {
+pub(crate) struct CaptureSettings {
     /// ALSA capture device name.
-    pub device: String,
+    pub(crate) device: String,
     /// Opus target bitrate in bit/s.
-    pub bitrate: i32,
+    pub(crate) bitrate: i32,
     /// Capture through GStreamer's echo canceller.
-    pub echo_cancel: bool,
+    pub(crate) echo_cancel: bool,
 }
 
 /// The running microphone; stops its thread when dropped.
-pub struct AudioSource {
+pub(crate) struct AudioSource {
     _worker: Worker,
 }
 
 impl AudioSource {
     /// Starts capturing into `fanout`. Fails only if Opus refuses the
     /// settings; a missing device is retried in the background.
-    pub fn start(
+    pub(crate) fn start(
         settings: CaptureSettings,
         fanout: Arc<Fanout<OpusPacket>>,
     ) -> anyhow::Result<Self> {
@@ -55,7 +55,7 @@ impl AudioSource {
 }
 
 /// A mono 48 kHz VoIP encoder at `bitrate` bit/s.
-pub fn opus_encoder(bitrate: i32) -> anyhow::Result<Encoder> {
+pub(crate) fn opus_encoder(bitrate: i32) -> anyhow::Result<Encoder> {
     let mut encoder = Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip)
         .context("cannot create the Opus encoder")?;
     encoder

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// What to play on one tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Slot {
+pub(crate) enum Slot {
     /// This packet, which lasts `samples`.
     Play {
         /// The Opus packet.
@@ -25,7 +25,7 @@ pub enum Slot {
 
 /// What became of a pushed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// Stored for playing.
     Stored,
     /// Its time has already been played.
@@ -36,7 +36,7 @@ pub enum Pushed {
 
 /// Bounded reordering buffer keyed by RTP timestamp (48 kHz).
 #[derive(Debug, Clone)]
-pub struct JitterBuffer {
+pub(crate) struct JitterBuffer {
     /// Reserve to build up before playing, in samples.
     target: u64,
     /// Most audio held at once, in samples; beyond it the oldest goes.
@@ -49,13 +49,13 @@ pub struct JitterBuffer {
     /// Everything before this has been played or given up on.
     played_until: Option<u64>,
     /// Packets dropped because the buffer was full.
-    pub overflowed: u64,
+    pub(crate) overflowed: u64,
 }
 
 impl JitterBuffer {
     /// A buffer that starts playing once it holds `target` samples, holds at
     /// most `capacity` samples, and conceals losses `frame` samples at a time.
-    pub fn new(target: u64, capacity: u64, frame: u64) -> Self {
+    pub(crate) fn new(target: u64, capacity: u64, frame: u64) -> Self {
         JitterBuffer {
             target,
             capacity: capacity.max(target + frame),
@@ -68,7 +68,7 @@ impl JitterBuffer {
     }
 
     /// Adds a packet with RTP timestamp `rtp` lasting `samples`.
-    pub fn push(&mut self, rtp: u64, samples: u64, packet: Arc<[u8]>) -> Pushed {
+    pub(crate) fn push(&mut self, rtp: u64, samples: u64, packet: Arc<[u8]>) -> Pushed {
         if self.played_until.is_some_and(|until| rtp < until) {
             return Pushed::Late;
         }
@@ -91,7 +91,7 @@ impl JitterBuffer {
 
     /// Audio held, in samples: from the next frame to play (or the oldest
     /// packet) to the end of the newest.
-    pub fn buffered(&self) -> u64 {
+    pub(crate) fn buffered(&self) -> u64 {
         let (Some((&first, _)), Some((&last, (_, samples)))) = (
             self.packets.first_key_value(),
             self.packets.last_key_value(),
@@ -103,7 +103,7 @@ impl JitterBuffer {
     }
 
     /// The frame for this tick.
-    pub fn pop(&mut self) -> Slot {
+    pub(crate) fn pop(&mut self) -> Slot {
         let next = match self.next {
             Some(next) => next,
             None => {
@@ -139,7 +139,7 @@ impl JitterBuffer {
     }
 
     /// Forgets everything, e.g. when the floor passes to someone else.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.packets.clear();
         self.next = None;
         self.played_until = None;

@@ -4,11 +4,11 @@
 //! Both run on their own threads, paced by the clock, and reopen their
 //! device with backoff when it fails, so video never waits for audio.
 
-pub mod capture;
-pub mod jitter;
-pub mod pacing;
-pub mod pcm;
-pub mod playback;
+pub(crate) mod capture;
+pub(crate) mod jitter;
+pub(crate) mod pacing;
+pub(crate) mod pcm;
+pub(crate) mod playback;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,26 +16,24 @@ use std::time::{Duration, Instant};
 use super::fanout;
 
 /// The one sample rate of the audio path (Opus's native rate).
-pub const SAMPLE_RATE: u32 = 48_000;
+pub(crate) const SAMPLE_RATE: u32 = 48_000;
 /// Samples in one 20 ms mono frame: the capture period and Opus frame.
-pub const FRAME_SAMPLES: usize = 960;
-/// Duration of one frame.
-pub const FRAME: Duration = Duration::from_millis(20);
+pub(crate) const FRAME_SAMPLES: usize = 960;
 
 /// First wait before reopening a device that failed.
-pub const REOPEN_FIRST: Duration = Duration::from_millis(500);
+pub(crate) const REOPEN_FIRST: Duration = Duration::from_millis(500);
 /// Longest wait between reopening attempts.
-pub const REOPEN_MAX: Duration = Duration::from_secs(30);
+pub(crate) const REOPEN_MAX: Duration = Duration::from_secs(30);
 
 /// One encoded 20 ms Opus frame of the device's microphone.
 #[derive(Debug, Clone)]
-pub struct OpusPacket {
+pub(crate) struct OpusPacket {
     /// The Opus packet, shared by every viewer.
-    pub data: Arc<[u8]>,
+    pub(crate) data: Arc<[u8]>,
     /// RTP timestamp at 48 kHz, from the capture sample count.
-    pub rtp_48khz: u64,
+    pub(crate) rtp_48khz: u64,
     /// When the frame was captured, on the monotonic clock.
-    pub captured: Instant,
+    pub(crate) captured: Instant,
 }
 
 impl fanout::Frame for OpusPacket {
@@ -46,17 +44,17 @@ impl fanout::Frame for OpusPacket {
 
 /// One Opus packet of talk-back audio from a viewer's session.
 #[derive(Debug, Clone)]
-pub struct TalkPacket {
+pub(crate) struct TalkPacket {
     /// The session it came from (the floor holder).
-    pub session: Arc<str>,
+    pub(crate) session: Arc<str>,
     /// RTP timestamp at 48 kHz.
-    pub rtp_48khz: u64,
+    pub(crate) rtp_48khz: u64,
     /// The Opus packet.
-    pub data: Arc<[u8]>,
+    pub(crate) data: Arc<[u8]>,
 }
 
 /// Root-mean-square level of `samples` relative to full scale (0.0–1.0).
-pub fn rms(samples: &[i16]) -> f64 {
+pub(crate) fn rms(samples: &[i16]) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }

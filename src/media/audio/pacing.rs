@@ -12,23 +12,23 @@ use super::SAMPLE_RATE;
 /// buffer holds (4 periods, 80 ms), so only devices that are not paced at
 /// all (file PCMs, broken drivers) are slowed, and a backlog on a real one
 /// is read at once instead of becoming latency.
-pub const MAX_LEAD: Duration = Duration::from_millis(100);
+pub(crate) const MAX_LEAD: Duration = Duration::from_millis(100);
 /// A device this far behind real time has stalled: the samples it did not
 /// deliver become a gap in the timeline.
-pub const STALL: Duration = Duration::from_millis(120);
+pub(crate) const STALL: Duration = Duration::from_millis(120);
 
 /// What the reader does after one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paced {
+pub(crate) struct Paced {
     /// RTP timestamp (48 kHz) of the frame just read.
-    pub rtp: u64,
+    pub(crate) rtp: u64,
     /// Sleep this long before reading the next frame.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
 }
 
 /// Keeps one capture stream's timeline.
 #[derive(Debug, Clone)]
-pub struct CapturePacer {
+pub(crate) struct CapturePacer {
     /// When sample 0 of the current run would have been captured.
     origin: Instant,
     /// Samples delivered since `origin`.
@@ -39,7 +39,7 @@ pub struct CapturePacer {
 
 impl CapturePacer {
     /// A timeline starting at `now`, with RTP timestamps starting at `first_rtp`.
-    pub fn new(now: Instant, first_rtp: u64) -> Self {
+    pub(crate) fn new(now: Instant, first_rtp: u64) -> Self {
         CapturePacer {
             origin: now,
             samples: 0,
@@ -48,12 +48,13 @@ impl CapturePacer {
     }
 
     /// RTP timestamp the next frame will get.
-    pub fn next_rtp(&self) -> u64 {
+    #[cfg(test)]
+    fn next_rtp(&self) -> u64 {
         self.next_rtp
     }
 
     /// A frame of `samples` samples finished reading at `now`.
-    pub fn frame_read(&mut self, samples: u64, now: Instant) -> Paced {
+    pub(crate) fn frame_read(&mut self, samples: u64, now: Instant) -> Paced {
         let rtp = self.next_rtp;
         self.samples += samples;
         self.next_rtp += samples;
@@ -80,12 +81,12 @@ impl CapturePacer {
 }
 
 /// Duration of `samples` samples at 48 kHz.
-pub fn samples_to_duration(samples: u64) -> Duration {
+pub(crate) fn samples_to_duration(samples: u64) -> Duration {
     Duration::from_nanos(samples * 1_000_000_000 / u64::from(SAMPLE_RATE))
 }
 
 /// Samples at 48 kHz in `duration`.
-pub fn duration_to_samples(duration: Duration) -> u64 {
+pub(crate) fn duration_to_samples(duration: Duration) -> u64 {
     (duration.as_nanos() * u128::from(SAMPLE_RATE) / 1_000_000_000) as u64
 }
 

@@ -31,13 +31,13 @@ const PERIOD: Frames = FRAME_SAMPLES as Frames;
 const ECHO_PROBE: &str = "peercam-echo";
 
 /// A microphone yielding 20 ms frames.
-pub trait PcmIn {
+pub(crate) trait PcmIn {
     /// Fills `frame` with the next samples; an error means reopen.
     fn read(&mut self, frame: &mut [i16]) -> anyhow::Result<()>;
 }
 
 /// A speaker taking 20 ms frames.
-pub trait PcmOut {
+pub(crate) trait PcmOut {
     /// Plays `frame` after what was written before; an error means reopen.
     fn write(&mut self, frame: &[i16]) -> anyhow::Result<()>;
     /// Nothing will be played for a while: let the device go quiet.
@@ -45,7 +45,7 @@ pub trait PcmOut {
 }
 
 /// Opens the microphone `device`, through the echo canceller when `echo_cancel`.
-pub fn open_input(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn PcmIn>> {
+pub(crate) fn open_input(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn PcmIn>> {
     Ok(if echo_cancel {
         Box::new(GstInput::open(device)?)
     } else {
@@ -54,7 +54,7 @@ pub fn open_input(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn Pcm
 }
 
 /// Opens the speaker `device`, feeding the echo canceller when `echo_cancel`.
-pub fn open_output(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn PcmOut>> {
+pub(crate) fn open_output(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn PcmOut>> {
     Ok(if echo_cancel {
         Box::new(GstOutput::open(device)?)
     } else {
@@ -65,7 +65,7 @@ pub fn open_output(device: &str, echo_cancel: bool) -> anyhow::Result<Box<dyn Pc
 }
 
 /// Opens ALSA `device` for `direction` as the daemon would, then closes it.
-pub fn probe(device: &str, direction: Direction) -> anyhow::Result<()> {
+pub(crate) fn probe(device: &str, direction: Direction) -> anyhow::Result<()> {
     open_alsa(device, direction).map(drop)
 }
 
@@ -207,7 +207,7 @@ fn pipeline_error(pipeline: &gst::Pipeline) -> Option<anyhow::Error> {
 /// back rather than drops, so the capture runs at the pace it is read
 /// (which [`super::pacing`] keeps at real time) even on a device that
 /// delivers samples faster.
-pub fn echo_input_pipeline(device: &str) -> String {
+pub(crate) fn echo_input_pipeline(device: &str) -> String {
     format!(
         "alsasrc device=\"{device}\" ! audioconvert ! audioresample ! {caps} \
          ! webrtcdsp probe={ECHO_PROBE} echo-cancel=true noise-suppression=true \
@@ -217,7 +217,7 @@ pub fn echo_input_pipeline(device: &str) -> String {
 }
 
 /// The launch line of the speaker that feeds the echo canceller.
-pub fn echo_output_pipeline(device: &str) -> String {
+pub(crate) fn echo_output_pipeline(device: &str) -> String {
     format!(
         "appsrc name=src is-live=true format=time do-timestamp=true caps={caps} \
          ! audioconvert ! webrtcechoprobe name={ECHO_PROBE} ! audioconvert ! audioresample \

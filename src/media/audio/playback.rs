@@ -36,25 +36,25 @@ const MAX_DECODED: usize = 5760;
 
 /// What the player thread needs.
 #[derive(Debug, Clone)]
-pub struct PlaybackSettings {
+pub(crate) struct PlaybackSettings {
     /// ALSA playback device name.
-    pub device: String,
+    pub(crate) device: String,
     /// Reserve the jitter buffer builds before playing.
-    pub jitter_target: Duration,
+    pub(crate) jitter_target: Duration,
     /// Play through GStreamer's echo probe.
-    pub echo_cancel: bool,
+    pub(crate) echo_cancel: bool,
 }
 
 /// Where sessions hand the floor holder's audio; cheap to clone.
 #[derive(Clone)]
-pub struct Talkback {
+pub(crate) struct Talkback {
     queue: mpsc::SyncSender<TalkPacket>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Talkback {
     /// Queues one packet; drops it if the player is behind.
-    pub fn play(&self, packet: TalkPacket) {
+    pub(crate) fn play(&self, packet: TalkPacket) {
         if self.queue.try_send(packet).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -62,13 +62,13 @@ impl Talkback {
 }
 
 /// The running player; stops its thread when dropped.
-pub struct Player {
+pub(crate) struct Player {
     _worker: Worker,
 }
 
 impl Player {
     /// Starts the player; sessions whose voice is heard are sent to `voice`.
-    pub fn start(
+    pub(crate) fn start(
         settings: PlaybackSettings,
         voice: async_channel::Sender<Arc<str>>,
     ) -> anyhow::Result<(Player, Talkback)> {

@@ -1,0 +1,125 @@
+//! The `peercam` command line: parses arguments and runs the command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+
+/// Camera to browser over WebRTC, signaled over MQTT.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the camera daemon.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+    },
+    /// Check that this machine has what the configuration needs, with fixes.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+    },
+    /// Ring the doorbell of the running daemon (through its control socket).
+    Ring {
+        /// Configuration file naming the control socket.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+        /// The control socket, instead of the one the configuration names.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; the process exits with the returned code.
+pub fn main() -> ExitCode {
+    abort_on_panic();
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,str0m=warn,rumqttd=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Under systemd the journal stamps every line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
+    match cli.command {
+        Command::Run { config } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match crate::daemon::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Ring { config, socket } => {
+            let socket = match socket {
+                Some(socket) => socket,
+                None => match Config::load(&config) {
+                    Ok(loaded) if loaded.doorbell.control_socket.as_os_str().is_empty() => {
+                        eprintln!(
+                            "error: {}: `doorbell.control_socket` is empty, so the daemon \
+                             listens for no commands",
+                            config.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                    Ok(loaded) => loaded.doorbell.control_socket,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            match crate::control::send(&socket, "ring") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => {
+            let findings = crate::check::run(&config);
+            print!("{}", crate::check::render(&config, &findings));
+            if crate::check::failed(&findings) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
+
+/// Makes a panic on any thread end the process, in debug builds too (a
+/// release build aborts anyway): a panicking session task would otherwise
+/// be swallowed by the executor, never report its end, and hold its viewer
+/// slot forever. The service manager restarts the process.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+}

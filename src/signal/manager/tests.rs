@@ -1,0 +1,109 @@
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::media::fanout::Fanout;
+use crate::rtc::session::{AudioCaps, SessionLimits};
+use crate::signal::outbox::Publish;
+
+/// Keeps what the manager publishes.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Vec<u8>)>>);
+
+impl Publish for Recorder {
+    fn publish(&self, topic: String, payload: Vec<u8>) {
+        self.0.lock().unwrap().push((topic, payload));
+    }
+
+    fn set_status(&self, payload: Vec<u8>) {
+        self.publish("status".into(), payload);
+    }
+}
+
+fn manager() -> SessionManager {
+    let limits = SessionLimits {
+        connect_timeout: Duration::from_secs(30),
+        peer_timeout: Duration::from_secs(30),
+    };
+    let setup = ManagerSetup {
+        name: "test".into(),
+        max_viewers: 2,
+        session: SessionConfig::new(limits, AudioCaps::default()).unwrap(),
+        interfaces: vec!["lo".into()],
+        ports: None,
+        public_ice_servers: Vec::new(),
+        private_ice_servers: Vec::new(),
+    };
+    let topics = Topics::new("peercam", "cam");
+    let outbox = Outbox::new(topics.clone(), Arc::new(Recorder::default()));
+    let media = SessionMedia {
+        video: Fanout::new(),
+        audio: Fanout::new(),
+        talkback: None,
+    };
+    SessionManager::new(setup, topics, outbox, media)
+}
+
+/// Inputs with `inbound` as the broker side; the other senders are returned
+/// so the channels stay open.
+#[allow(clippy::type_complexity)]
+fn inputs(
+    inbound: Receiver<Inbound>,
+) -> (
+    ManagerInputs,
+    async_channel::Sender<()>,
+    (
+        async_channel::Sender<Command>,
+        async_channel::Sender<Arc<str>>,
+    ),
+) {
+    let (commands_tx, commands) = async_channel::bounded(1);
+    let (voice_tx, voice) = async_channel::bounded(1);
+    let (shutdown_tx, shutdown) = async_channel::bounded(1);
+    let inputs = ManagerInputs {
+        inbound,
+        commands,
+        voice,
+        shutdown,
+    };
+    (inputs, shutdown_tx, (commands_tx, voice_tx))
+}
+
+#[test]
+fn the_heartbeat_fires_while_an_inbound_flood_is_queued() {
+    let (inbound_tx, inbound) = async_channel::unbounded();
+    for n in 0..5000 {
+        inbound_tx
+            .try_send(Inbound {
+                topic: format!("peercam/cam/in/session-{n:010}"),
+                payload: Bytes::from_static(b"not json"),
+                retain: false,
+            })
+            .unwrap();
+    }
+    let (inputs, shutdown, _open) = inputs(inbound);
+    let mut queued_at_beats = Vec::new();
+    smol::block_on(manager().run(inputs, Duration::ZERO, |_| {
+        queued_at_beats.push(inbound_tx.len());
+        if queued_at_beats.len() == 3 {
+            shutdown.try_send(()).unwrap();
+        }
+    }))
+    .unwrap();
+    assert_eq!(queued_at_beats.len(), 3);
+    assert!(
+        queued_at_beats.iter().all(|queued| *queued > 4000),
+        "the heartbeat and shutdown did not wait for the flood: {queued_at_beats:?}"
+    );
+}
+
+#[test]
+fn a_dead_broker_link_ends_the_manager_with_an_error() {
+    let (inbound_tx, inbound) = async_channel::unbounded::<Inbound>();
+    drop(inbound_tx);
+    let (inputs, _shutdown, _open) = inputs(inbound);
+    let outcome = smol::block_on(manager().run(inputs, Duration::from_secs(1), |_| {}));
+    let error = outcome.unwrap_err().to_string();
+    assert!(error.contains("MQTT link stopped"), "{error}");
+}
