@@ -136,7 +136,7 @@ fn ready_waits_for_the_broker_and_the_watchdog_keeps_pace() {
         until_ready
             .iter()
             .chain(&after)
-            .any(|(_, line)| line == "STATUS=broker online; 0 viewers"),
+            .any(|(_, line)| line == "STATUS=broker online; 0 viewers; camera streaming"),
         "{until_ready:?} {after:?}"
     );
     let pings = watchdog_times(&after);

@@ -248,7 +248,7 @@ impl SessionManager {
     async fn wait(&self, inputs: &ManagerInputs, next_heartbeat: Instant) -> Wake {
         let timer = [
             Some(next_heartbeat),
-            self.status_due(),
+            self.status_due(Instant::now()),
             self.floor.deadline(),
         ]
         .into_iter()
@@ -293,7 +293,7 @@ impl SessionManager {
 
     /// The status and the floor, when they are due.
     fn on_timers(&mut self, now: Instant) {
-        if self.status_due().is_some_and(|due| due <= now) {
+        if self.status_due(now).is_some_and(|due| due <= now) {
             self.publish_status(now);
         }
         if self.floor.deadline().is_some_and(|due| due <= now)
@@ -521,19 +521,20 @@ impl SessionManager {
         }
     }
 
-    /// When the next status must go out, if one is owed.
-    fn status_due(&self) -> Option<Instant> {
+    /// When the next status must go out, if one is owed (`now` when none
+    /// was published yet).
+    fn status_due(&self, now: Instant) -> Option<Instant> {
         let viewers = self.table.viewers();
         match self.status_published {
             Some((_, published)) if published == viewers => None,
             Some((at, _)) => Some(at + STATUS_INTERVAL),
-            None => Some(Instant::now()),
+            None => Some(now),
         }
     }
 
     fn publish_status_soon(&mut self) {
         let now = Instant::now();
-        if self.status_due().is_some_and(|due| due <= now) {
+        if self.status_due(now).is_some_and(|due| due <= now) {
             self.publish_status(now);
         }
     }

@@ -22,6 +22,10 @@ impl Publish for Recorder {
 }
 
 fn manager() -> SessionManager {
+    manager_recording(Arc::new(Recorder::default()))
+}
+
+fn manager_recording(recorder: Arc<Recorder>) -> SessionManager {
     let limits = SessionLimits {
         connect_timeout: Duration::from_secs(30),
         peer_timeout: Duration::from_secs(30),
@@ -36,7 +40,7 @@ fn manager() -> SessionManager {
         private_ice_servers: Vec::new(),
     };
     let topics = Topics::new("peercam", "cam");
-    let outbox = Outbox::new(topics.clone(), Arc::new(Recorder::default()));
+    let outbox = Outbox::new(topics.clone(), recorder);
     let media = SessionMedia {
         video: Fanout::new(),
         audio: Fanout::new(),
@@ -106,4 +110,32 @@ fn a_dead_broker_link_ends_the_manager_with_an_error() {
     let outcome = smol::block_on(manager().run(inputs, Duration::from_secs(1), |_| {}));
     let error = outcome.unwrap_err().to_string();
     assert!(error.contains("MQTT link stopped"), "{error}");
+}
+
+#[test]
+fn the_status_goes_out_at_start() {
+    let recorder = Arc::new(Recorder::default());
+    let (_inbound_tx, inbound) = async_channel::unbounded();
+    let (inputs, shutdown, _open) = inputs(inbound);
+    let mut beats = 0;
+    smol::block_on(manager_recording(Arc::clone(&recorder)).run(
+        inputs,
+        Duration::from_millis(1),
+        |_| {
+            beats += 1;
+            if beats == 3 {
+                shutdown.try_send(()).unwrap();
+            }
+        },
+    ))
+    .unwrap();
+    let published = recorder.0.lock().unwrap();
+    let statuses: Vec<serde_json::Value> = published
+        .iter()
+        .filter(|(topic, _)| topic == "status")
+        .map(|(_, payload)| serde_json::from_slice(payload).unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 1, "once, not once per wake-up");
+    assert_eq!(statuses[0]["online"], true);
+    assert_eq!(statuses[0]["viewers"], 0);
 }

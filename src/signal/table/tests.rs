@@ -379,7 +379,7 @@ mod properties {
         let text = match kind {
             0 => r#"{"v":1,"type":"offer","sdp":"v=0\r\n"}"#.to_owned(),
             1 => json!({"v":1,"type":"candidate","candidate":format!("candidate:1 1 udp 1 10.0.0.1 9 typ host {filler}")}).to_string(),
-            2 => json!({"v":1,"type":"talk","on":size % 2 == 0}).to_string(),
+            2 => json!({"v":1,"type":"talk","on":size.is_multiple_of(2)}).to_string(),
             3 => r#"{"v":1,"type":"bye"}"#.to_owned(),
             4 => r#"{"v":1,"type":"ice-servers"}"#.to_owned(),
             5 => json!({"v":2,"type":"offer"}).to_string(),
