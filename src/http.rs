@@ -1,16 +1,39 @@
 //! Serves the web viewer, embedded in the binary, so a user can open one
 //! URL and watch. Static files only; signaling never goes through here.
+//! One short-lived thread per connection, capped, each with time limits: a
+//! client that never reads (or never finishes its request) holds one slot
+//! for a few seconds and never delays anyone else's page.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::Context;
 
 /// The viewer's files as (URL path, content type, bytes): everything under
 /// `web/` a browser loads, embedded by `build.rs`.
 const FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
+/// Connections served at once; more are closed at once (a page load
+/// opens a handful).
+const MAX_CONNECTIONS: usize = 32;
+/// Longest wait for one read or write on a connection.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time to receive a whole request head.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Largest request head read; browsers send well under 2 KiB.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// What the page may load and connect to: its own files, and MQTT over
+/// WebSocket to any broker (the broker is chosen in the page).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; \
+    img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+    form-action 'self'";
+
 /// The file served for a request path (query string ignored; `/` is the page).
-pub(crate) fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
+fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let path = if path == "/" { "/index.html" } else { path };
     FILES
@@ -21,42 +44,118 @@ pub(crate) fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
 
 /// Starts serving on `addr` in a background thread; returns the bound address.
 pub(crate) fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow!("cannot serve the web viewer on {addr}: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow!("the web viewer is not on an IP socket"))?;
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot serve the web viewer on {addr} (`http.listen`)"))?;
+    let bound = listener.local_addr()?;
+    let active = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            for request in server.incoming_requests() {
-                respond(request);
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => accept(stream, &active),
+                    Err(e) => tracing::debug!("web viewer: accept failed: {e}"),
+                }
             }
         })?;
     Ok(bound)
 }
 
-fn respond(request: tiny_http::Request) {
-    use tiny_http::{Header, Method, Response};
-    let header = |name: &str, value: &str| {
-        Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
-    };
-    let found = match request.method() {
-        Method::Get | Method::Head => lookup(request.url()),
-        _ => None,
-    };
-    let response = match found {
-        Some((content_type, body)) => Response::from_data(body)
-            .with_header(header("Content-Type", content_type))
-            .with_header(header("Cache-Control", "no-cache")),
-        None => Response::from_data(&b"not found\n"[..]).with_status_code(404),
+/// Serves `stream` on its own thread, unless [`MAX_CONNECTIONS`] are busy.
+fn accept(stream: TcpStream, active: &Arc<AtomicUsize>) {
+    if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+        active.fetch_sub(1, Ordering::AcqRel);
+        tracing::debug!("web viewer: {MAX_CONNECTIONS} connections busy; one refused");
+        return;
     }
-    .with_header(header("X-Content-Type-Options", "nosniff"))
-    .with_header(header("Referrer-Policy", "no-referrer"));
-    if let Err(e) = request.respond(response) {
-        tracing::debug!("web viewer response failed: {e}");
+    let slot = Slot(Arc::clone(active));
+    let spawned = std::thread::Builder::new()
+        .name("http-client".into())
+        .spawn(move || {
+            let _slot = slot;
+            if let Err(e) = serve(stream) {
+                tracing::debug!("web viewer: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("web viewer: cannot start a thread: {e}");
     }
+}
+
+/// One busy connection; frees its place when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Reads one request head and answers it, within the time limits.
+fn serve(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let started = Instant::now();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() >= MAX_REQUEST_HEAD || started.elapsed() >= REQUEST_DEADLINE {
+            return stream.write_all(&response(
+                "400 Bad Request",
+                "text/plain",
+                b"bad request\n",
+                true,
+            ));
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    stream.write_all(&answer(&String::from_utf8_lossy(&head)))?;
+    stream.flush()
+}
+
+/// The whole response to the request whose head is `head`.
+fn answer(head: &str) -> Vec<u8> {
+    let mut words = head.lines().next().unwrap_or_default().split(' ');
+    let (method, path) = (words.next().unwrap_or_default(), words.next());
+    let Some(path) = path else {
+        return response("400 Bad Request", "text/plain", b"bad request\n", true);
+    };
+    let with_body = match method {
+        "GET" => true,
+        "HEAD" => false,
+        _ => {
+            return response(
+                "405 Method Not Allowed",
+                "text/plain",
+                b"method not allowed\n",
+                true,
+            );
+        }
+    };
+    match lookup(path) {
+        Some((content_type, body)) => response("200 OK", content_type, body, with_body),
+        None => response("404 Not Found", "text/plain", b"not found\n", with_body),
+    }
+}
+
+/// A complete HTTP/1.1 response that closes the connection.
+fn response(status: &str, content_type: &str, body: &[u8], with_body: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-cache\r\nContent-Security-Policy: {CONTENT_SECURITY_POLICY}\r\n\
+         X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if with_body {
+        out.extend_from_slice(body);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -68,11 +167,47 @@ mod tests {
         assert!(lookup("/").unwrap().0.starts_with("text/html"));
         assert!(lookup("/?x=1").is_some());
         assert_eq!(
-            lookup("/app.js").unwrap().1,
-            include_bytes!("../web/app.js")
+            lookup("/index.html").unwrap().1,
+            include_bytes!("../web/index.html")
         );
         assert!(lookup("/vendor/mqtt.min.js").is_some());
         assert!(lookup("/../Cargo.toml").is_none());
         assert!(lookup("/etc/passwd").is_none());
+        assert!(lookup("/package.json").is_none());
+    }
+
+    #[test]
+    fn answers_with_the_policy_and_refuses_what_it_does_not_serve() {
+        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+        let page = text(answer("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert!(page.contains("Content-Security-Policy: default-src 'self'"));
+        assert!(page.ends_with("</html>\n"));
+        let head = text(answer("HEAD / HTTP/1.1\r\n\r\n"));
+        assert!(head.starts_with("HTTP/1.1 200 OK") && head.ends_with("\r\n\r\n"));
+        assert!(text(answer("GET /nope HTTP/1.1\r\n\r\n")).starts_with("HTTP/1.1 404"));
+        assert!(text(answer("POST / HTTP/1.1\r\n\r\n")).starts_with("HTTP/1.1 405"));
+        assert!(text(answer("garbage\r\n\r\n")).starts_with("HTTP/1.1 400"));
+    }
+
+    #[test]
+    fn a_client_that_never_reads_does_not_block_the_next_page() {
+        let addr = start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let stalled: Vec<TcpStream> = (0..8)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /vendor/mqtt.min.js HTTP/1.1\r\n\r\n")
+                    .unwrap();
+                s
+            })
+            .collect();
+        let mut page = TcpStream::connect(addr).unwrap();
+        page.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        page.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut reply = Vec::new();
+        page.read_to_end(&mut reply).unwrap();
+        assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+        drop(stalled);
     }
 }
