@@ -85,7 +85,7 @@ impl Default for DeviceConfig {
 pub(crate) struct MqttConfig {
     /// `embedded`, or `mqtt://`, `mqtts://`, `ws://`, `wss://` URL.
     pub(crate) broker: String,
-    /// Topic prefix (`P` in PROTOCOL.md).
+    /// Topic prefix (`P` in docs/protocol.md).
     pub(crate) prefix: String,
     /// Broker user name.
     pub(crate) username: Option<String>,

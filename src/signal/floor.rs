@@ -1,4 +1,4 @@
-//! The talk-back floor of PROTOCOL.md: one holder at a time, released on
+//! The talk-back floor of docs/protocol.md: one holder at a time, released on
 //! `talk off`, `bye`, disconnect, or after a stretch of silence from the
 //! holder. Pure state: the session manager feeds it requests, session ends,
 //! voice activity and the time, and announces every change it reports.

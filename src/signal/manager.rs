@@ -26,7 +26,7 @@ use crate::signal::table::{Admission, Dropped, Route, SessionTable};
 
 /// The status is republished at most this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
-/// How the floor holder is named in plain mode (PROTOCOL.md).
+/// How the floor holder is named in plain mode (docs/protocol.md).
 const PLAIN_HOLDER: &str = "viewer";
 /// Inbound messages handled per wake-up (see the module doc).
 const INBOUND_PER_WAKE: usize = 32;

@@ -1,4 +1,4 @@
-//! Signaling: the PROTOCOL.md codec, the MQTT link and the session manager
+//! Signaling: the docs/protocol.md codec, the MQTT link and the session manager
 //! that turns viewer messages into WebRTC sessions.
 
 #[cfg(feature = "embedded-broker")]

@@ -35,7 +35,7 @@ impl Outbox {
     }
 
     /// Sends an answer, then its candidates and end-of-candidates, in the
-    /// order PROTOCOL.md asks for (a viewer never sees a candidate first).
+    /// order docs/protocol.md asks for (a viewer never sees a candidate first).
     pub(crate) fn send_answer(&self, session: &str, answer: Answer) {
         self.send(session, &DeviceMessage::Answer { sdp: answer.sdp });
         for candidate in answer.candidates {

@@ -1,4 +1,4 @@
-//! The signaling contract of `PROTOCOL.md` (version 1) as pure functions:
+//! The signaling contract of `docs/protocol.md` (version 1) as pure functions:
 //! topic names, inbound payload parsing with the documented rejections, and
 //! the JSON the device publishes. No I/O here, so every rule is unit-tested.
 

@@ -1,5 +1,5 @@
 //! The session table: what one inbound payload on `P/D/in/S` leads to, and
-//! every bound of PROTOCOL.md "Bad input and bounds", so unauthenticated
+//! every bound of docs/protocol.md "Bad input and bounds", so unauthenticated
 //! senders cannot grow the device's memory or crowd out real viewers.
 //! Pure: time is passed in, nothing is sent from here.
 
@@ -24,7 +24,7 @@ pub(crate) const MAX_EARLY_CANDIDATES: usize = 32;
 pub(crate) const MAX_EARLY_BYTES: usize = 256 * 1024;
 /// How long early candidates (and a session that has only them) are kept.
 pub(crate) const EARLY_CANDIDATE_TTL: Duration = Duration::from_secs(10);
-/// Sessions between offer and connect, beyond `max_viewers` (PROTOCOL.md).
+/// Sessions between offer and connect, beyond `max_viewers` (docs/protocol.md).
 pub(crate) const EXTRA_CONNECTING: usize = 4;
 /// Ended session ids remembered, so late messages for them are dropped.
 const MAX_ENDED: usize = 256;
@@ -34,7 +34,7 @@ const FIRST_OFFERS_PER_SEC: f64 = 10.0;
 /// First offers accepted at once before the rate applies (a family opening
 /// the doorbell on every phone at once stays well below).
 const FIRST_OFFER_BURST: f64 = 20.0;
-/// At most one error per session this often (PROTOCOL.md).
+/// At most one error per session this often (docs/protocol.md).
 const ERROR_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a payload was dropped without a reply.
