@@ -746,14 +746,19 @@ mod tests {
         peer_timeout: Duration::from_secs(30),
     };
 
-    /// The session configuration with `audio`, its certificate made once per test binary.
-    fn config(audio: AudioCaps) -> SessionConfig {
+    /// The session configuration, its certificate made once per test binary.
+    fn test_config() -> SessionConfig {
         static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
-        let shared =
-            CONFIG.get_or_init(|| SessionConfig::new(LIMITS, AudioCaps::default()).unwrap());
+        CONFIG
+            .get_or_init(|| SessionConfig::new(LIMITS, AudioCaps::default()).unwrap())
+            .clone()
+    }
+
+    /// The session configuration with `audio`.
+    fn config(audio: AudioCaps) -> SessionConfig {
         SessionConfig {
             audio,
-            ..shared.clone()
+            ..test_config()
         }
     }
 
@@ -976,4 +981,6 @@ mod tests {
         .any(|o| matches!(o, SessionOutput::Ended(EndReason::ConnectTimeout)));
         assert!(ended);
     }
+
+    mod in_memory;
 }
