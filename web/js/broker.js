@@ -31,6 +31,9 @@ export class BrokerLink {
       clean: true,
       reconnectPeriod: RECONNECT_PERIOD_MS,
       connectTimeout: BROKER_CONNECT_TIMEOUT_MS,
+      // mqtt.js would time its keepalive in a blob: worker, which the
+      // page's Content-Security-Policy forbids (and then never pings).
+      timerVariant: "native",
       username: username || undefined,
       password: password || undefined,
     });

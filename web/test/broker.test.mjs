@@ -63,6 +63,7 @@ test("connects with the login, and subscribes to every status once connected", (
   assert.equal(client.options.username, "alice");
   assert.equal(client.options.password, undefined, "an empty password is no password");
   assert.equal(client.options.protocolVersion, 4);
+  assert.equal(client.options.timerVariant, "native", "no blob: worker, which the CSP forbids");
   assert.equal(broker.connected, false);
   client.up();
   assert.deepEqual(client.subscriptions, [{ topic: "home/cams/+/status", options: { qos: 1 } }]);
