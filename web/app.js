@@ -79,9 +79,6 @@ function fail(code, message) {
 // ---- broker and device list ----
 
 function connectBroker(link) {
-  viewer.broker?.end();
-  viewer.broker = null;
-  renderDevices();
   clearError();
   setState("connecting-broker");
   try {

@@ -53,6 +53,7 @@ export class BrokerLink {
     if (!this.ended) this.handlers[name](...args);
   }
 
+  /** (Re)subscribes to every device's status; the broker resends the retained ones. */
   subscribeStatus() {
     const filter = statusFilter(this.prefix);
     this.client.subscribe(filter, { qos: QOS }, (err) => {
@@ -61,6 +62,7 @@ export class BrokerLink {
     });
   }
 
+  /** A message: to the call whose topic it is, else maybe a device status. */
   onMessage(topic, payload) {
     const route = this.routes.get(topic);
     if (route) {

@@ -10,11 +10,11 @@ import {
 import { emptyStats, readStats } from "./stats.js";
 
 /** How long the device may take to answer `ice-servers` before the status list is used. */
-export const ICE_SERVERS_WAIT_MS = 2000;
+const ICE_SERVERS_WAIT_MS = 2000;
 /** How long after the offer media may take to connect before the call gives up. */
-export const CONNECT_TIMEOUT_MS = 25000;
+const CONNECT_TIMEOUT_MS = 25000;
 /** How often the stats are read while connected. */
-export const STATS_INTERVAL_MS = 1000;
+const STATS_INTERVAL_MS = 1000;
 
 const NO_PATH_HINT = "If the device is behind NAT, configure a TURN server in its ice_servers.";
 const TALKING_DIRECTIONS = ["sendrecv", "sendonly"];
@@ -58,7 +58,7 @@ export function byeOutcome(bye, everConnected) {
 }
 
 /**
- * A call. `hooks` (each optional to the call, all provided by the page):
+ * A call. It tells the page through `hooks`, all required:
  * `state("calling" | "connected")`, `ended({ code, message, note })` (an
  * error when `code` is set, else a normal end with `note`),
  * `closed()` (media gone), `problem(code, message)` (worth showing; the
@@ -159,6 +159,7 @@ export class Call {
     this.broker.publish(this.topics.in, encodeBody(body));
   }
 
+  /** Trickles our candidates, hands remote tracks to the page, and follows the connection state. */
   watchPeerConnection() {
     const pc = this.pc;
     pc.onicecandidate = ({ candidate }) => {
@@ -204,6 +205,7 @@ export class Call {
     this.inbox = this.inbox.then(() => this.apply(message)).catch((e) => console.warn("peercam: signal not applied", e));
   }
 
+  /** Acts on one device message; called in arrival order. */
   async apply(message) {
     if (this.closed) return;
     switch (message.type) {
@@ -234,6 +236,7 @@ export class Call {
     }
   }
 
+  /** An `error` from the device: see deviceErrorOutcome. */
   onDeviceError(error) {
     const outcome = deviceErrorOutcome(error, { name: this.device.name || this.device.id, connected: this.pc?.connectionState === "connected" });
     switch (outcome.kind) {
@@ -250,6 +253,7 @@ export class Call {
     }
   }
 
+  /** A device event: a doorbell ring, or the talk floor changing hands. */
   onEvent(event) {
     if (!event || typeof event !== "object") return;
     if (event.type === "ring") this.hooks.ring(event);
@@ -282,6 +286,7 @@ export class Call {
       && TALKING_DIRECTIONS.includes(this.audioTransceiver?.currentDirection);
   }
 
+  /** Reads the stats now and every STATS_INTERVAL_MS until the call closes. */
   startStats() {
     if (this.statsTimer) return;
     const tick = async () => {

@@ -2,7 +2,7 @@
 // while this viewer holds the floor.
 
 /** How long an unanswered permission prompt may hold up the call before it goes on without a mic. */
-export const MIC_WAIT_MS = 10000;
+const MIC_WAIT_MS = 10000;
 
 const PROBLEMS = {
   NotAllowedError: "microphone access was not allowed",
@@ -12,7 +12,7 @@ const PROBLEMS = {
 };
 
 /** The note shown when the mic cannot be opened: `error` from getUserMedia, said for a person. */
-export function micProblemNote(error) {
+function micProblemNote(error) {
   const why = PROBLEMS[error.name] ?? error.message;
   return `Talk-back needs a microphone (${why}); you can still watch and listen.`;
 }

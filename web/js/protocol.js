@@ -2,6 +2,7 @@
 // topic names, payload encoding and decoding, candidate messages. No
 // browser state: the unit tests import this file as is.
 
+/** The `v` of every payload this viewer sends and accepts. */
 export const PROTOCOL_VERSION = 1;
 
 /** Session message types whose byte-identical repeat is an MQTT duplicate, ignored. */
@@ -37,7 +38,7 @@ export function randomSessionId(fillRandom = (bytes) => crypto.getRandomValues(b
 }
 
 /** The payload's text: MQTT hands the browser bytes, tests may pass a string. */
-export function payloadText(payload) {
+function payloadText(payload) {
   return typeof payload === "string" ? payload : new TextDecoder().decode(payload);
 }
 

@@ -2,7 +2,7 @@
 // it and turns the user's clicks and keys into `actions`.
 
 /** How long a doorbell alert stays up (a new ring restarts it). */
-export const RING_SHOW_MS = 30000;
+const RING_SHOW_MS = 30000;
 
 const OPTION_ID_PREFIX = "device-";
 
