@@ -1,0 +1,330 @@
+// One WebRTC call with one device, signaled on `P/D/in/S` and `P/D/out/S`
+// per PROTOCOL.md (plain mode). Never touches the page: it reports through
+// `hooks`, and everything that reaches outside (the broker, the peer
+// connection, the mic, the clock) is passed in.
+
+import { floorReducer, initialFloor } from "./floor.js";
+import {
+  DEDUPLICATED_TYPES, candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, randomSessionId, sessionTopics,
+} from "./protocol.js";
+import { emptyStats, readStats } from "./stats.js";
+
+/** How long the device may take to answer `ice-servers` before the status list is used. */
+const ICE_SERVERS_WAIT_MS = 2000;
+/** How long after the offer media may take to connect before the call gives up. */
+const CONNECT_TIMEOUT_MS = 25000;
+/** How often the stats are read while connected. */
+const STATS_INTERVAL_MS = 1000;
+
+const NO_PATH_HINT = "If the device is behind NAT, configure a TURN server in its ice_servers.";
+const TALKING_DIRECTIONS = ["sendrecv", "sendonly"];
+
+/**
+ * What an `error` from the device means for the call, given the device's
+ * `name` and whether media is `connected`:
+ * - `{ kind: "talk-refused", code, message }`: no floor; the call goes on;
+ * - `{ kind: "end", code, message, quiet }`: the call is over (`quiet`:
+ *   it answered our first offer, so the device sends no `bye` and wants none);
+ * - `{ kind: "show", code, message }`: worth saying; the call goes on.
+ */
+export function deviceErrorOutcome(error, { name, connected }) {
+  const detail = typeof error.message === "string" ? error.message : "";
+  const code = error.code || "internal";
+  const firstOffer = error.re === "offer" && !connected;
+  if (error.re === "talk") return { kind: "talk-refused", code, message: `${name} cannot take talk-back: ${detail || error.code}` };
+  if (error.code === "busy") {
+    return { kind: "end", code: "busy", message: `${name} is busy: it already serves as many viewers as it allows. ${detail}`.trim(), quiet: firstOffer };
+  }
+  if (firstOffer || error.re === "ice-servers") return { kind: "end", code, message: `${name} refused the call: ${detail || error.code}`, quiet: firstOffer };
+  return { kind: "show", code, message: `${name}: ${detail || error.code}` };
+}
+
+/**
+ * How a device's `bye` ends the call, as `end()` arguments: before media
+ * ever connected it is a connectivity error (and needs no `bye` back);
+ * after, a normal end with the device's reason.
+ */
+export function byeOutcome(bye, everConnected) {
+  const reason = bye.reason;
+  if (!everConnected) {
+    return {
+      code: "no-connectivity",
+      message: `The device ended the call before media connected${reason ? ` (${reason})` : ""}. ${NO_PATH_HINT}`,
+      note: null,
+      quiet: true,
+    };
+  }
+  return { code: null, message: null, note: `the device ended the call${reason ? `: ${reason}` : ""}`, quiet: false };
+}
+
+/**
+ * A call. It tells the page through `hooks`, all required:
+ * `state("calling" | "connected")`, `ended({ code, message, note })` (an
+ * error when `code` is set, else a normal end with `note`),
+ * `closed()` (media gone), `problem(code, message)` (worth showing; the
+ * call goes on), `track(track, streams)`, `floor()` (talk state changed),
+ * `ring(event)`, `stats()` (new numbers in `stats`).
+ */
+export class Call {
+  /**
+   * `broker` subscribes, unsubscribes and publishes (a BrokerLink);
+   * `createPeerConnection(config)` and `openMic()` (a disabled track or
+   * null) reach the browser; `now()` is the clock the timings use.
+   */
+  constructor({ broker, prefix, device, hooks, createPeerConnection, openMic, now, sessionId = randomSessionId() }) {
+    this.broker = broker;
+    this.device = device;
+    this.hooks = hooks;
+    this.createPeerConnection = createPeerConnection;
+    this.openMic = openMic;
+    this.now = now;
+    this.sessionId = sessionId;
+    this.topics = sessionTopics(prefix, device.id, sessionId);
+    this.pc = null;
+    this.closed = false;
+    this.connected = false;
+    this.lastPayload = Object.fromEntries(DEDUPLICATED_TYPES.map((type) => [type, null]));
+    this.inbox = Promise.resolve();
+    this.iceServersReply = null;
+    this.offerPublished = false;
+    this.pendingCandidates = [];
+    this.offerAt = 0;
+    this.stats = emptyStats();
+    this.statsSample = null;
+    this.statsTimer = null;
+    this.connectTimer = null;
+    this.mic = null;
+    this.audioDirection = null;
+    this.audioTransceiver = null;
+    this.remoteAudio = false;
+    this.floor = initialFloor();
+  }
+
+  /** Subscribes, gets ICE servers (and the mic, for a two-way device), offers. */
+  async start() {
+    this.hooks.state("calling");
+    try {
+      await this.broker.subscribe(this.topics.out, (payload) => this.onSignal(payload));
+      const [iceServers, mic] = await Promise.all([this.askIceServers(), this.device.audio === "sendrecv" ? this.openMic() : null]);
+      if (this.closed) {
+        mic?.stop();
+        return;
+      }
+      this.mic = mic;
+      this.pc = this.createPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+      this.watchPeerConnection();
+      this.pc.addTransceiver("video", { direction: "recvonly" });
+      this.audioTransceiver = this.addAudio();
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      this.send({ type: "offer", sdp: this.pc.localDescription.sdp });
+      this.offerAt = this.now();
+      this.offerPublished = true;
+      this.pendingCandidates.splice(0).forEach((c) => this.send(c));
+      this.connectTimer = setTimeout(() => {
+        if (this.pc.connectionState !== "connected") {
+          this.end("no-connectivity", `No network path to the device: WebRTC could not connect. ${NO_PATH_HINT}`);
+        }
+      }, CONNECT_TIMEOUT_MS);
+    } catch (e) {
+      this.end("internal", `Could not start the call: ${e.message}`);
+    }
+  }
+
+  /** Offers two-way audio when there is a (still silent) mic; otherwise listens only. */
+  addAudio() {
+    if (this.mic) {
+      this.audioDirection = "sendrecv";
+      return this.pc.addTransceiver(this.mic, { direction: "sendrecv" });
+    }
+    this.audioDirection = "recvonly";
+    return this.pc.addTransceiver("audio", { direction: "recvonly" });
+  }
+
+  /** Asks the device for ICE servers; falls back to the (credential-free) status list. */
+  askIceServers() {
+    const fallback = iceServersFrom(this.device.ice_servers, []);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(fallback), ICE_SERVERS_WAIT_MS);
+      this.iceServersReply = (servers) => {
+        clearTimeout(timer);
+        resolve(iceServersFrom(servers, fallback));
+      };
+      this.send({ type: "ice-servers" });
+    });
+  }
+
+  /** Publishes `body` on `in/S`; after the call closed, only a `bye`. */
+  send(body) {
+    if (this.closed && body.type !== "bye") return;
+    this.broker.publish(this.topics.in, encodeBody(body));
+  }
+
+  /** Trickles our candidates, hands remote tracks to the page, and follows the connection state. */
+  watchPeerConnection() {
+    const pc = this.pc;
+    pc.onicecandidate = ({ candidate }) => {
+      const body = candidateBody(candidate, pc.getTransceivers()[0]?.mid);
+      if (this.offerPublished) this.send(body);
+      else this.pendingCandidates.push(body);
+    };
+    pc.ontrack = ({ track, streams }) => {
+      if (track.kind === "audio") this.remoteAudio = true;
+      this.hooks.track(track, streams);
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.closed) return;
+      switch (pc.connectionState) {
+        case "connected":
+          clearTimeout(this.connectTimer);
+          this.stats.connectMs ??= Math.round(this.now() - this.offerAt);
+          this.connected = true;
+          this.hooks.state("connected");
+          this.startStats();
+          break;
+        case "failed":
+          this.end("no-connectivity", "The network path to the device failed.");
+          break;
+      }
+    };
+  }
+
+  /** The page showed the first video frame: records the time to first frame once. */
+  firstFrameShown() {
+    if (!this.closed && this.stats.ttffMs === null) this.stats.ttffMs = Math.round(this.now() - this.offerAt);
+  }
+
+  /** A payload on `out/S`: drops what is not v1 and MQTT duplicates; applies the rest in order. */
+  onSignal(payload) {
+    const decoded = decodeSessionMessage(payload);
+    if (!decoded) return;
+    const { message, text } = decoded;
+    if (message.type in this.lastPayload) {
+      if (this.lastPayload[message.type] === text) return;
+      this.lastPayload[message.type] = text;
+    }
+    this.inbox = this.inbox.then(() => this.apply(message)).catch((e) => console.warn("peercam: signal not applied", e));
+  }
+
+  /** Acts on one device message; called in arrival order. */
+  async apply(message) {
+    if (this.closed) return;
+    switch (message.type) {
+      case "ice-servers":
+        this.iceServersReply?.(message.ice_servers);
+        break;
+      case "answer":
+        await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        break;
+      case "candidate":
+        if (!this.pc?.remoteDescription) return;
+        await this.pc.addIceCandidate(candidateInit(message, this.pc.getTransceivers()[0]?.mid));
+        break;
+      case "talk":
+        this.updateFloor({ type: "reply", granted: message.granted, holder: message.holder });
+        break;
+      case "event":
+        this.onEvent(message.event);
+        break;
+      case "error":
+        this.onDeviceError(message);
+        break;
+      case "bye": {
+        const { code, message: text, note, quiet } = byeOutcome(message, this.stats.connectMs !== null);
+        this.end(code, text, note, quiet);
+        break;
+      }
+    }
+  }
+
+  /** An `error` from the device: see deviceErrorOutcome. */
+  onDeviceError(error) {
+    const outcome = deviceErrorOutcome(error, { name: this.device.name || this.device.id, connected: this.pc?.connectionState === "connected" });
+    switch (outcome.kind) {
+      case "talk-refused":
+        this.updateFloor({ type: "refused", code: error.code });
+        this.hooks.problem(outcome.code, outcome.message);
+        break;
+      case "end":
+        this.end(outcome.code, outcome.message, null, outcome.quiet);
+        break;
+      case "show":
+        this.hooks.problem(outcome.code, outcome.message);
+        break;
+    }
+  }
+
+  /** A device event: a doorbell ring, or the talk floor changing hands. */
+  onEvent(event) {
+    if (!event || typeof event !== "object") return;
+    if (event.type === "ring") this.hooks.ring(event);
+    else if (event.type === "talk") this.updateFloor({ type: "changed", event });
+  }
+
+  /**
+   * Talk-button input or a talk request (floor events "press", "release",
+   * "toggle", "set"); false when the call cannot carry one (not offered
+   * yet, or over).
+   */
+  talkInput(event) {
+    if (this.closed || !this.offerPublished) return false;
+    this.updateFloor(event);
+    return true;
+  }
+
+  /** Moves the floor on, sends the `talk` it calls for, and lets the mic speak only while we hold it. */
+  updateFloor(event) {
+    this.floor = floorReducer(this.floor, event);
+    if (this.floor.send !== null) this.send({ type: "talk", on: this.floor.send });
+    if (this.mic) this.mic.enabled = this.floor.holding && !this.closed;
+    this.hooks.floor();
+  }
+
+  /** Talk needs connected media, a device that listens, a mic and an answer that takes our audio. */
+  canTalk() {
+    return this.connected && !this.closed && this.device.audio === "sendrecv" && this.mic !== null
+      && this.audioDirection === "sendrecv" && !this.floor.unsupported
+      && TALKING_DIRECTIONS.includes(this.audioTransceiver?.currentDirection);
+  }
+
+  /** Reads the stats now and every STATS_INTERVAL_MS until the call closes. */
+  startStats() {
+    if (this.statsTimer) return;
+    const tick = async () => {
+      if (this.closed) return;
+      try {
+        const { values, sample } = readStats(await this.pc.getStats(), {
+          sample: this.statsSample, ttffMs: this.stats.ttffMs, offerAt: this.offerAt, now: this.now(),
+        });
+        if (this.closed) return;
+        this.statsSample = sample;
+        Object.assign(this.stats, values);
+        this.hooks.stats();
+      } catch (e) {
+        console.warn("peercam: stats", e);
+      }
+    };
+    tick();
+    this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
+  }
+
+  /** Ends the call; `code`/`message` make it an error, `note` a normal end. `quiet` skips our `bye`. */
+  end(code, message, note, quiet = false) {
+    if (this.closed) return;
+    if (!quiet) this.send({ type: "bye", reason: message || note || "viewer left" });
+    this.close();
+    this.hooks.ended({ code, message, note });
+  }
+
+  /** Stops everything without a word to the device (the page is starting over). */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.connectTimer);
+    clearInterval(this.statsTimer);
+    this.broker.unsubscribe(this.topics.out);
+    this.pc?.close();
+    this.mic?.stop();
+    this.floor = floorReducer(this.floor, { type: "ended" });
+    this.hooks.closed();
+  }
+}

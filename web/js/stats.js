@@ -1,0 +1,87 @@
+// The numbers the stats overlay shows, from `RTCPeerConnection.getStats()`
+// reports: pure functions over the report (anything with `forEach` and
+// `get`, such as a Map of stats objects in the unit tests).
+
+const MS_PER_SECOND = 1000;
+const BITS_PER_BYTE = 8;
+const BITS_PER_KILOBIT = 1000;
+
+/** The stats of a call before its first report. */
+export function emptyStats() {
+  return {
+    framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, rttMs: null,
+    localCandidateType: null, remoteCandidateType: null, codec: null, connectMs: null, ttffMs: null, packetsReceived: 0,
+    audioPacketsReceived: 0, audioPacketsLost: 0, totalAudioEnergy: 0, audioLevel: null, jitterBufferDelayMs: null, audioPacketsSent: 0,
+  };
+}
+
+/**
+ * The overlay's numbers from one `report`, as `{ values, sample }`.
+ * `previous.sample` is the video byte count of the last report (null at
+ * first), which the bitrate is measured against; pass the returned
+ * `sample` next time. `previous.ttffMs` null and decoded frames make the
+ * time to first frame `now - offerAt`. `values` holds only what the report
+ * tells; merge it into the call's stats.
+ */
+export function readStats(report, { sample, ttffMs, offerAt, now }) {
+  const values = {};
+  let nextSample = sample;
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      Object.assign(values, videoValues(s, report));
+      if (sample) {
+        const seconds = (s.timestamp - sample.at) / MS_PER_SECOND;
+        if (seconds > 0) values.bitrateKbps = Math.round(((s.bytesReceived - sample.bytes) * BITS_PER_BYTE) / BITS_PER_KILOBIT / seconds);
+      }
+      nextSample = { at: s.timestamp, bytes: s.bytesReceived ?? 0 };
+    }
+    if (s.type === "inbound-rtp" && s.kind === "audio") Object.assign(values, audioValues(s));
+    if (s.type === "outbound-rtp" && s.kind === "audio") values.audioPacketsSent = s.packetsSent ?? 0;
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+  });
+  if (!pair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
+  if (pair) {
+    values.rttMs = pair.currentRoundTripTime != null ? Math.round(pair.currentRoundTripTime * MS_PER_SECOND) : null;
+    values.localCandidateType = report.get(pair.localCandidateId)?.candidateType ?? null;
+    values.remoteCandidateType = report.get(pair.remoteCandidateId)?.candidateType ?? null;
+  }
+  if (ttffMs === null && values.framesDecoded > 0) values.ttffMs = Math.round(now - offerAt);
+  return { values, sample: nextSample };
+}
+
+function videoValues(s, report) {
+  const codec = s.codecId && report.get(s.codecId);
+  return {
+    framesDecoded: s.framesDecoded ?? 0,
+    frameWidth: s.frameWidth ?? 0,
+    frameHeight: s.frameHeight ?? 0,
+    fps: s.framesPerSecond ?? 0,
+    packetsReceived: s.packetsReceived ?? 0,
+    codec: codec ? codec.mimeType.replace(/^video\//, "") : null,
+  };
+}
+
+function audioValues(s) {
+  return {
+    audioPacketsReceived: s.packetsReceived ?? 0,
+    audioPacketsLost: s.packetsLost ?? 0,
+    totalAudioEnergy: s.totalAudioEnergy ?? 0,
+    audioLevel: s.audioLevel ?? null,
+    jitterBufferDelayMs: s.jitterBufferEmittedCount > 0 ? Math.round((s.jitterBufferDelay / s.jitterBufferEmittedCount) * MS_PER_SECOND) : null,
+  };
+}
+
+/** The overlay's text: one line each for video, network, timing, and audio once there is any. */
+export function describeStats(s) {
+  const lines = [
+    `${s.frameWidth}×${s.frameHeight} ${s.codec ?? ""} · ${Math.round(s.fps)} fps · ${s.bitrateKbps} kb/s`,
+    `RTT ${s.rttMs ?? "?"} ms · ${s.localCandidateType ?? "?"} ↔ ${s.remoteCandidateType ?? "?"}`,
+    `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
+  ];
+  if (s.audioPacketsReceived > 0 || s.audioPacketsSent > 0) {
+    lines.push(`audio ${s.audioPacketsReceived} packets (${s.audioPacketsLost} lost)${s.audioPacketsSent > 0 ? ` · ${s.audioPacketsSent} sent` : ""}`
+      + ` · level ${s.audioLevel?.toFixed(2) ?? "?"} · jitter buffer ${s.jitterBufferDelayMs ?? "?"} ms`);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,295 @@
+// The call against a fake broker and peer connection: signaling order, duplicates,
+// ends, the talk floor and the mic, and what device errors mean.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Call, byeOutcome, deviceErrorOutcome } from "../js/call.js";
+
+const PREFIX = "p";
+const SESSION = "S".repeat(22);
+const IN = `${PREFIX}/cam/in/${SESSION}`;
+const OUT = `${PREFIX}/cam/out/${SESSION}`;
+
+/** Resolves `next(name)` with the first not-yet-taken entry called `name`, now or when it comes. */
+function queue() {
+  const entries = [];
+  const waiting = [];
+  return {
+    entries,
+    push(name, value) {
+      const entry = { name, value, taken: false };
+      entries.push(entry);
+      const waiter = waiting.find((w) => w.name === name);
+      if (waiter) {
+        waiting.splice(waiting.indexOf(waiter), 1);
+        entry.taken = true;
+        waiter.resolve(value);
+      }
+    },
+    next(name) {
+      const entry = entries.find((e) => e.name === name && !e.taken);
+      if (entry) {
+        entry.taken = true;
+        return Promise.resolve(entry.value);
+      }
+      return new Promise((resolve) => waiting.push({ name, resolve }));
+    },
+    names: () => entries.map((e) => e.name),
+  };
+}
+
+function fakeBroker() {
+  const sent = queue();
+  const log = [];
+  const routes = new Map();
+  return {
+    sent,
+    log,
+    routes,
+    subscribe(topic, onMessage) {
+      log.push(`subscribe ${topic}`);
+      routes.set(topic, onMessage);
+      return Promise.resolve();
+    },
+    unsubscribe(topic) {
+      log.push(`unsubscribe ${topic}`);
+      routes.delete(topic);
+    },
+    publish(topic, text) {
+      const body = JSON.parse(text);
+      log.push(`publish ${topic} ${body.type}`);
+      sent.push(body.type, body);
+    },
+    /** Delivers `body` (or raw text) from the device on out/S. */
+    deliver(body) {
+      routes.get(OUT)?.(new TextEncoder().encode(typeof body === "string" ? body : JSON.stringify({ v: 1, ...body })));
+    },
+  };
+}
+
+class FakePeerConnection {
+  constructor(config) {
+    this.config = config;
+    this.transceivers = [];
+    this.remoteDescriptions = [];
+    this.remoteDescription = null;
+    this.candidates = [];
+    this.connectionState = "new";
+    this.closed = false;
+  }
+
+  addTransceiver(trackOrKind, { direction }) {
+    const transceiver = { mid: String(this.transceivers.length), kind: trackOrKind.kind ?? trackOrKind, direction, currentDirection: null };
+    this.transceivers.push(transceiver);
+    return transceiver;
+  }
+
+  getTransceivers() {
+    return this.transceivers;
+  }
+
+  async createOffer() {
+    return { type: "offer", sdp: "v=0 offer" };
+  }
+
+  /** Gathers one host candidate at once, as a browser may before the offer is out. */
+  async setLocalDescription(description) {
+    this.localDescription = description;
+    this.onicecandidate({ candidate: { candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "uf" } });
+  }
+
+  async setRemoteDescription(description) {
+    this.remoteDescription = description;
+    this.remoteDescriptions.push(description);
+    for (const t of this.transceivers) t.currentDirection = t.direction;
+  }
+
+  async addIceCandidate(candidate) {
+    this.candidates.push(candidate);
+  }
+
+  async getStats() {
+    return new Map();
+  }
+
+  close() {
+    this.closed = true;
+  }
+
+  becomes(state) {
+    this.connectionState = state;
+    this.onconnectionstatechange();
+  }
+}
+
+function fakeMic() {
+  return { kind: "audio", enabled: false, stopped: false, stop() { this.stopped = true; } };
+}
+
+/** A started call to device `cam` (with `device` fields) that has offered; closed after the test. */
+async function offeredCall(t, device = {}) {
+  const broker = fakeBroker();
+  const hooks = queue();
+  const pcs = [];
+  const mic = fakeMic();
+  const record = (name) => (...args) => hooks.push(name, args);
+  const call = new Call({
+    broker,
+    prefix: PREFIX,
+    device: { id: "cam", name: "Front door", online: true, ice_servers: [{ urls: ["stun:status:3478"] }], ...device },
+    hooks: Object.fromEntries(["state", "ended", "closed", "problem", "track", "floor", "ring", "stats"].map((n) => [n, record(n)])),
+    createPeerConnection: (config) => {
+      pcs.push(new FakePeerConnection(config));
+      return pcs[0];
+    },
+    openMic: async () => mic,
+    now: () => 1000,
+    sessionId: SESSION,
+  });
+  t.after(() => call.close());
+  call.start();
+  await broker.sent.next("ice-servers");
+  broker.deliver({ type: "ice-servers", ice_servers: [{ urls: ["turn:t:3478"], username: "u", credential: "c" }] });
+  const offer = await broker.sent.next("offer");
+  return { call, broker, hooks, pc: pcs[0], mic, offer };
+}
+
+/** Delivers `body` and waits until the call has applied it. */
+async function deliver(call, broker, body) {
+  broker.deliver(body);
+  await call.inbox;
+}
+
+test("the call listens on out/S before it says anything, then asks for ICE servers, offers, and trickles", async (t) => {
+  const { broker, hooks, pc, offer } = await offeredCall(t);
+  assert.deepEqual(broker.log.slice(0, 3), [`subscribe ${OUT}`, `publish ${IN} ice-servers`, `publish ${IN} offer`]);
+  assert.equal(offer.sdp, "v=0 offer");
+  assert.deepEqual(pc.config, { iceServers: [{ urls: ["turn:t:3478"], username: "u", credential: "c" }], bundlePolicy: "max-bundle" });
+  assert.deepEqual(await hooks.next("state"), ["calling"]);
+  const candidate = await broker.sent.next("candidate");
+  assert.deepEqual(candidate, { v: 1, type: "candidate", candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "uf" });
+  assert.deepEqual(pc.transceivers.map((x) => [x.kind, x.direction]), [["video", "recvonly"], ["audio", "recvonly"]], "a device without two-way audio gets a listen-only offer");
+});
+
+test("a byte-identical answer is an MQTT duplicate; candidates wait for the answer", async (t) => {
+  const { call, broker, pc } = await offeredCall(t);
+  await deliver(call, broker, { type: "candidate", candidate: "candidate:early", sdpMid: "0", sdpMLineIndex: 0 });
+  assert.deepEqual(pc.candidates, [], "no candidate before the answer");
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer" });
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer" });
+  assert.equal(pc.remoteDescriptions.length, 1);
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer 2" });
+  assert.equal(pc.remoteDescriptions.length, 2, "a different answer is applied");
+  await deliver(call, broker, { type: "candidate", candidate: "candidate:late" });
+  await deliver(call, broker, { type: "candidate", candidate: "candidate:late" });
+  assert.deepEqual(pc.candidates, [{ candidate: "candidate:late", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: undefined }]);
+});
+
+test("what is not a v1 message with a type is ignored", async (t) => {
+  const { call, broker, hooks } = await offeredCall(t);
+  for (const payload of ["not json", '{"v":2,"type":"bye"}', '{"v":"1","type":"bye"}', '{"v":1}']) broker.deliver(payload);
+  await call.inbox;
+  assert.ok(!call.closed);
+  assert.ok(!hooks.names().includes("ended"));
+});
+
+test("a bye before media connected is a connectivity error, and gets no bye back", async (t) => {
+  const { call, broker, hooks } = await offeredCall(t);
+  await deliver(call, broker, { type: "bye", reason: "could not connect in time" });
+  const [outcome] = await hooks.next("ended");
+  assert.equal(outcome.code, "no-connectivity");
+  assert.match(outcome.message, /before media connected \(could not connect in time\).*TURN/);
+  assert.ok(!broker.sent.names().includes("bye"));
+  assert.ok(broker.log.includes(`unsubscribe ${OUT}`));
+});
+
+test("a bye after media connected ends the call normally with the device's reason", async (t) => {
+  const { call, broker, hooks, pc } = await offeredCall(t);
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer" });
+  pc.becomes("connected");
+  assert.deepEqual(await hooks.next("state"), ["calling"]);
+  assert.deepEqual(await hooks.next("state"), ["connected"]);
+  assert.equal(call.stats.connectMs, 0);
+  await deliver(call, broker, { type: "bye", reason: "shutting down" });
+  assert.deepEqual(await hooks.next("ended"), [{ code: null, message: null, note: "the device ended the call: shutting down" }]);
+  assert.equal((await broker.sent.next("bye")).reason, "the device ended the call: shutting down");
+  assert.ok(pc.closed);
+});
+
+test("busy on the first offer ends the call quietly with the device's words", async (t) => {
+  const { call, broker, hooks } = await offeredCall(t);
+  await deliver(call, broker, { type: "error", code: "busy", re: "offer", message: "4 viewers already." });
+  const [outcome] = await hooks.next("ended");
+  assert.equal(outcome.code, "busy");
+  assert.equal(outcome.message, "Front door is busy: it already serves as many viewers as it allows. 4 viewers already.");
+  assert.ok(!broker.sent.names().includes("bye"));
+});
+
+test("hanging up says bye with the reason, and stops the peer connection and the mic", async (t) => {
+  const { call, broker, hooks, pc, mic } = await offeredCall(t, { audio: "sendrecv" });
+  call.end(null, null, "hung up");
+  assert.deepEqual(await broker.sent.next("bye"), { v: 1, type: "bye", reason: "hung up" });
+  assert.deepEqual(hooks.names().slice(-2), ["closed", "ended"]);
+  assert.ok(pc.closed);
+  assert.ok(mic.stopped);
+  call.end(null, null, "again");
+  assert.equal(broker.sent.names().filter((n) => n === "bye").length, 1, "an ended call ends once");
+  assert.equal(call.talkInput({ type: "set", on: true }), false, "no talk on an ended call");
+});
+
+test("talk: the mic speaks only between the device's grant and the floor going elsewhere", async (t) => {
+  const { call, broker, pc, mic } = await offeredCall(t, { audio: "sendrecv" });
+  assert.deepEqual(pc.transceivers.map((x) => [x.kind, x.direction]), [["video", "recvonly"], ["audio", "sendrecv"]]);
+  assert.equal(call.canTalk(), false, "not before media connected");
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer" });
+  pc.becomes("connected");
+  assert.equal(call.canTalk(), true);
+
+  assert.equal(call.talkInput({ type: "press", now: 0 }), true);
+  assert.deepEqual(await broker.sent.next("talk"), { v: 1, type: "talk", on: true });
+  assert.equal(mic.enabled, false, "silent until granted");
+  await deliver(call, broker, { type: "talk", granted: true, holder: "viewer" });
+  assert.equal(mic.enabled, true);
+  await deliver(call, broker, { type: "event", event: { type: "talk", holder: null } });
+  assert.equal(mic.enabled, false, "the floor went free");
+  assert.equal(call.floor.want, false);
+});
+
+test("talk refused as unsupported: no floor on this call, and the page is told", async (t) => {
+  const { call, broker, hooks, pc } = await offeredCall(t, { audio: "sendrecv" });
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer" });
+  pc.becomes("connected");
+  call.talkInput({ type: "set", on: true });
+  await deliver(call, broker, { type: "error", code: "unsupported", re: "talk", message: "no talk-back here" });
+  assert.deepEqual(await hooks.next("problem"), ["unsupported", "Front door cannot take talk-back: no talk-back here"]);
+  assert.equal(call.canTalk(), false);
+  assert.ok(!call.closed, "the call goes on");
+});
+
+test("rings reach the page", async (t) => {
+  const { call, broker, hooks } = await offeredCall(t);
+  await deliver(call, broker, { type: "event", event: { type: "ring", at: "2026-11-23T19:00:00Z" } });
+  assert.deepEqual(await hooks.next("ring"), [{ type: "ring", at: "2026-11-23T19:00:00Z" }]);
+});
+
+test("device errors: what each means for the call", () => {
+  const name = "Cam";
+  assert.deepEqual(deviceErrorOutcome({ code: "bad-request", re: "offer", message: "bad SDP" }, { name, connected: false }),
+    { kind: "end", code: "bad-request", message: "Cam refused the call: bad SDP", quiet: true });
+  assert.deepEqual(deviceErrorOutcome({ code: "bad-request", re: "offer", message: "bad SDP" }, { name, connected: true }),
+    { kind: "show", code: "bad-request", message: "Cam: bad SDP" }, "a renegotiation error leaves the call as it was");
+  assert.deepEqual(deviceErrorOutcome({ code: "internal", re: "ice-servers" }, { name, connected: false }),
+    { kind: "end", code: "internal", message: "Cam refused the call: internal", quiet: false });
+  assert.deepEqual(deviceErrorOutcome({ code: "busy", re: "offer" }, { name, connected: false }),
+    { kind: "end", code: "busy", message: "Cam is busy: it already serves as many viewers as it allows.", quiet: true });
+  assert.deepEqual(deviceErrorOutcome({ code: "bad-request", re: "talk", message: 42 }, { name, connected: true }),
+    { kind: "talk-refused", code: "bad-request", message: "Cam cannot take talk-back: bad-request" });
+  assert.deepEqual(deviceErrorOutcome({ re: "candidate" }, { name, connected: true }).code, "internal", "no code is internal");
+});
+
+test("a device's bye: before media it is a connectivity error, after it a normal end", () => {
+  assert.deepEqual(byeOutcome({}, true), { code: null, message: null, note: "the device ended the call", quiet: false });
+  const early = byeOutcome({ reason: "timeout" }, false);
+  assert.equal(early.code, "no-connectivity");
+  assert.equal(early.quiet, true);
+  assert.match(early.message, /^The device ended the call before media connected \(timeout\)\. .*TURN server/);
+});

@@ -1,0 +1,112 @@
+// The overlay's numbers from getStats() reports (fixtures shaped like Chromium's).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { describeStats, emptyStats, readStats } from "../js/stats.js";
+
+/** A report as getStats() returns it: stats objects by id. */
+function report(...stats) {
+  return new Map(stats.map((s) => [s.id, s]));
+}
+
+function video(timestamp, bytesReceived, extra = {}) {
+  return {
+    id: "IT01V", type: "inbound-rtp", kind: "video", timestamp, bytesReceived, codecId: "CIT01_102",
+    framesDecoded: 240, frameWidth: 640, frameHeight: 360, framesPerSecond: 29.97, packetsReceived: 900, ...extra,
+  };
+}
+
+const CODEC = { id: "CIT01_102", type: "codec", mimeType: "video/H264" };
+const LOCAL = { id: "I-local", type: "local-candidate", candidateType: "host" };
+const REMOTE = { id: "I-remote", type: "remote-candidate", candidateType: "srflx" };
+const PAIR = { id: "CP-1", type: "candidate-pair", localCandidateId: "I-local", remoteCandidateId: "I-remote", currentRoundTripTime: 0.0234, nominated: true, state: "succeeded" };
+const TRANSPORT = { id: "T01", type: "transport", selectedCandidatePairId: "CP-1" };
+const FIRST = { sample: null, ttffMs: null, offerAt: 1000, now: 1850 };
+
+test("video numbers, codec, round trip and candidate types come from one report", () => {
+  const { values, sample } = readStats(report(video(10000, 500000), CODEC, LOCAL, REMOTE, PAIR, TRANSPORT), FIRST);
+  assert.equal(values.framesDecoded, 240);
+  assert.equal(values.frameWidth, 640);
+  assert.equal(values.frameHeight, 360);
+  assert.equal(values.fps, 29.97);
+  assert.equal(values.packetsReceived, 900);
+  assert.equal(values.codec, "H264");
+  assert.equal(values.rttMs, 23);
+  assert.equal(values.localCandidateType, "host");
+  assert.equal(values.remoteCandidateType, "srflx");
+  assert.equal(values.bitrateKbps, undefined, "no bitrate from a single report");
+  assert.deepEqual(sample, { at: 10000, bytes: 500000 });
+});
+
+test("the bitrate is the byte growth between two reports over their time apart", () => {
+  const first = readStats(report(video(10000, 500000), CODEC), FIRST);
+  // 75 000 bytes in 1.5 s = 600 000 bit / 1.5 s = 400 kb/s.
+  const second = readStats(report(video(11500, 575000), CODEC), { ...FIRST, sample: first.sample, ttffMs: 850 });
+  assert.equal(second.values.bitrateKbps, 400);
+  assert.deepEqual(second.sample, { at: 11500, bytes: 575000 });
+});
+
+test("a report with the same timestamp gives no bitrate instead of dividing by zero", () => {
+  const { values } = readStats(report(video(10000, 600000), CODEC), { ...FIRST, sample: { at: 10000, bytes: 500000 } });
+  assert.equal(values.bitrateKbps, undefined);
+});
+
+test("time to first frame: offer to the first report with decoded frames, recorded once", () => {
+  assert.equal(readStats(report(video(1, 1)), FIRST).values.ttffMs, 850);
+  assert.equal(readStats(report(video(1, 1, { framesDecoded: 0 })), FIRST).values.ttffMs, undefined, "not before a frame");
+  assert.equal(readStats(report(video(1, 1)), { ...FIRST, ttffMs: 400 }).values.ttffMs, undefined, "not twice");
+});
+
+test("without a transport's selected pair, the nominated succeeded pair is used", () => {
+  const losing = { ...PAIR, id: "CP-0", nominated: false, currentRoundTripTime: 0.5 };
+  const { values } = readStats(report(video(1, 1), losing, PAIR, LOCAL, REMOTE, { id: "T01", type: "transport" }), FIRST);
+  assert.equal(values.rttMs, 23);
+  assert.equal(values.remoteCandidateType, "srflx");
+});
+
+test("a pair without a round trip yet has none; unknown candidates are null", () => {
+  const { values } = readStats(report({ ...PAIR, currentRoundTripTime: undefined, remoteCandidateId: "gone" }, LOCAL, TRANSPORT), FIRST);
+  assert.equal(values.rttMs, null);
+  assert.equal(values.localCandidateType, "host");
+  assert.equal(values.remoteCandidateType, null);
+});
+
+test("audio in and out: packets, loss, energy, level and the mean jitter buffer delay", () => {
+  const { values } = readStats(report(
+    { id: "IT01A", type: "inbound-rtp", kind: "audio", packetsReceived: 500, packetsLost: 3, totalAudioEnergy: 0.0123, audioLevel: 0.25, jitterBufferDelay: 24, jitterBufferEmittedCount: 480 },
+    { id: "OT01A", type: "outbound-rtp", kind: "audio", packetsSent: 321 },
+  ), FIRST);
+  assert.equal(values.audioPacketsReceived, 500);
+  assert.equal(values.audioPacketsLost, 3);
+  assert.equal(values.totalAudioEnergy, 0.0123);
+  assert.equal(values.audioLevel, 0.25);
+  assert.equal(values.jitterBufferDelayMs, 50, "24 s over 480 samples emitted");
+  assert.equal(values.audioPacketsSent, 321);
+});
+
+test("audio before anything was emitted has no jitter buffer delay", () => {
+  const { values } = readStats(report({ id: "IT01A", type: "inbound-rtp", kind: "audio", jitterBufferDelay: 0, jitterBufferEmittedCount: 0 }), FIRST);
+  assert.equal(values.jitterBufferDelayMs, null);
+  assert.equal(values.audioPacketsReceived, 0);
+});
+
+test("the overlay says what is not known yet with question marks", () => {
+  assert.equal(describeStats(emptyStats()), [
+    "0×0  · 0 fps · 0 kb/s",
+    "RTT ? ms · ? ↔ ?",
+    "connected in ? ms · first frame ? ms · 0 frames",
+  ].join("\n"));
+});
+
+test("the overlay of a two-way call", () => {
+  const stats = {
+    ...emptyStats(), frameWidth: 640, frameHeight: 360, codec: "H264", fps: 29.6, bitrateKbps: 412, rttMs: 3, localCandidateType: "host",
+    remoteCandidateType: "host", connectMs: 180, ttffMs: 420, framesDecoded: 900, audioPacketsReceived: 1500, audioPacketsLost: 2,
+    audioPacketsSent: 40, audioLevel: 0.1234, jitterBufferDelayMs: 60,
+  };
+  assert.equal(describeStats(stats), [
+    "640×360 H264 · 30 fps · 412 kb/s",
+    "RTT 3 ms · host ↔ host",
+    "connected in 180 ms · first frame 420 ms · 900 frames",
+    "audio 1500 packets (2 lost) · 40 sent · level 0.12 · jitter buffer 60 ms",
+  ].join("\n"));
+});
