@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::board;
-use crate::config::{Config, SourceKind};
+use crate::config::{Broker, Config, SourceKind};
 use crate::media::audio::pcm;
 use crate::media::video;
 use crate::rtc::net;
@@ -266,7 +266,7 @@ fn check_network(config: &Config) -> Finding {
 }
 
 fn check_broker(config: &Config) -> Finding {
-    if config.mqtt.broker == "embedded" {
+    let Broker::Url(url) = &config.mqtt.broker else {
         let embedded = &config.mqtt.embedded;
         for addr in [embedded.listen, embedded.ws_listen] {
             if let Err(e) = TcpListener::bind(addr) {
@@ -286,8 +286,7 @@ fn check_broker(config: &Config) -> Finding {
                 embedded.listen, embedded.ws_listen
             ),
         );
-    }
-    let url = &config.mqtt.broker;
+    };
     let client_id = format!("peercam-{}-check", config.device.id);
     match mqtt::probe(&config.mqtt, url, &client_id, BROKER_TIMEOUT) {
         Ok(Ok(())) => Finding::ok("broker", format!("{url} reachable, login accepted")),

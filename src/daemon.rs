@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::{AudioConfig, Config};
+use crate::config::{AudioConfig, Broker, Config};
 use crate::media::audio::capture::{AudioSource, CaptureSettings};
 use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
@@ -97,7 +97,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("`peercam ring` will not work: {e:#}");
     }
 
-    if let Some(addr) = config.http.listen_addr() {
+    if let Some(addr) = config.http.listen {
         let bound = crate::http::start(addr)?;
         println!("{}", viewer_link(&config, bound));
     }
@@ -166,8 +166,8 @@ fn start_speaker(
 
 /// The broker URL the daemon connects to, starting the embedded broker if asked.
 fn broker_url(config: &Config) -> anyhow::Result<String> {
-    if config.mqtt.broker != "embedded" {
-        return Ok(config.mqtt.broker.clone());
+    if let Broker::Url(url) = &config.mqtt.broker {
+        return Ok(url.clone());
     }
     #[cfg(feature = "embedded-broker")]
     {
@@ -185,15 +185,15 @@ pub(crate) fn viewer_link(config: &Config, http: SocketAddr) -> String {
     } else {
         http.to_string()
     };
-    let broker = config.http.broker_url.clone().or_else(|| {
-        if config.mqtt.broker == "embedded" {
-            Some(format!("ws://{}", config.mqtt.embedded.ws_listen))
-        } else if config.mqtt.broker.starts_with("ws") {
-            Some(config.mqtt.broker.clone())
-        } else {
-            None
-        }
-    });
+    let broker = config
+        .http
+        .broker_url
+        .clone()
+        .or_else(|| match &config.mqtt.broker {
+            Broker::Embedded => Some(format!("ws://{}", config.mqtt.embedded.ws_listen)),
+            Broker::Url(url) if url.starts_with("ws") => Some(url.clone()),
+            Broker::Url(_) => None,
+        });
     let mut link = format!(
         "Open the viewer: http://{host}/#v=1&p={}&d={}",
         percent_encode(&config.mqtt.prefix),

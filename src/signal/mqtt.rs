@@ -16,7 +16,7 @@ use rumqttc::{
 };
 
 use crate::backoff::Backoff;
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, Secret};
 use crate::signal::outbox::Publish;
 use crate::signal::protocol::{self, Topics};
 
@@ -371,7 +371,8 @@ fn connect_options(
         .set_clean_session(true)
         .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     if let Some(user) = &config.username {
-        options.set_credentials(user, config.password.clone().unwrap_or_default());
+        let password = config.password.as_ref().map_or("", Secret::expose);
+        options.set_credentials(user, password);
     }
     Ok(options)
 }

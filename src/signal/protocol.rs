@@ -152,7 +152,7 @@ impl IceServer {
         IceServer {
             urls: server.urls.clone(),
             username: server.username.clone(),
-            credential: server.credential.clone(),
+            credential: server.credential.as_ref().map(|c| c.expose().to_owned()),
         }
     }
 }
