@@ -3,7 +3,7 @@
 //! runs on its own thread and is rebuilt with capped backoff if it dies.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -411,11 +411,33 @@ pub(crate) fn element_by_name<T: IsA<gst::Element>>(
         .ok_or_else(|| anyhow!("the pipeline has no suitable element `name={name}`"))
 }
 
-/// Sets the pipeline to NULL however the run ends.
+/// Pipelines being torn down on their own threads at most, beyond which
+/// teardown happens on the camera thread (and a teardown that hangs there
+/// starves the service watchdog, so systemd restarts the daemon).
+const MAX_DETACHED_TEARDOWNS: usize = 4;
+
+/// Sets the pipeline to NULL however the run ends, on a thread of its own:
+/// a source blocked in a read it cannot interrupt (a stalled camera driver,
+/// a FIFO whose writer stopped) would otherwise hold the camera thread and
+/// keep the next pipeline from starting.
 struct StopOnDrop(gst::Pipeline);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
+        static TEARING_DOWN: AtomicUsize = AtomicUsize::new(0);
+        let pipeline = self.0.clone();
+        if TEARING_DOWN.fetch_add(1, Ordering::AcqRel) < MAX_DETACHED_TEARDOWNS {
+            let spawned = std::thread::Builder::new()
+                .name("video-teardown".into())
+                .spawn(move || {
+                    let _ = pipeline.set_state(gst::State::Null);
+                    TEARING_DOWN.fetch_sub(1, Ordering::AcqRel);
+                });
+            if spawned.is_ok() {
+                return;
+            }
+        }
+        TEARING_DOWN.fetch_sub(1, Ordering::AcqRel);
         let _ = self.0.set_state(gst::State::Null);
     }
 }

@@ -1,0 +1,219 @@
+//! A viewer for the Rust end-to-end tests: an MQTT client that signals
+//! exactly as docs/protocol.md says, and a str0m peer that receives video.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Output, Rtc};
+
+/// An MQTT client that collects every message on its subscriptions.
+pub(crate) struct Mqtt {
+    client: Client,
+    messages: mpsc::Receiver<(String, Value)>,
+    subscribed: mpsc::Receiver<()>,
+}
+
+impl Mqtt {
+    /// Connects to the broker on 127.0.0.1:`port`.
+    pub(crate) fn connect(port: u16) -> Mqtt {
+        Mqtt::connect_to("127.0.0.1", port)
+    }
+
+    /// Connects to the broker at `host`:`port`.
+    pub(crate) fn connect_to(host: &str, port: u16) -> Mqtt {
+        let id = format!("test-{}", rand::random::<u32>());
+        let mut options = MqttOptions::new(id, host, port);
+        options.set_max_packet_size(8 << 20, 8 << 20);
+        let (client, mut connection) = Client::new(options, 64);
+        let (tx, messages) = mpsc::channel();
+        let (acks, subscribed) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Until the broker is up, connection errors come back at once:
+            // a bounded number of retries, then the test's waits fail.
+            for event in connection.iter().take(100_000) {
+                match event {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        if tx.send((p.topic, value)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = acks.send(());
+                    }
+                    Ok(_) | Err(_) => {}
+                }
+            }
+        });
+        Mqtt {
+            client,
+            messages,
+            subscribed,
+        }
+    }
+
+    /// Subscribes to `topic` and waits for the broker's acknowledgement, so
+    /// nothing published afterwards can be missed.
+    pub(crate) fn subscribe(&self, topic: &str) {
+        self.client.subscribe(topic, QoS::AtLeastOnce).unwrap();
+        self.subscribed
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no SUBACK for {topic} within 10 s"));
+    }
+
+    /// Publishes `value` on `topic` (QoS 1, not retained).
+    pub(crate) fn publish(&self, topic: &str, value: &Value) {
+        self.publish_raw(topic, value.to_string().into_bytes());
+    }
+
+    /// Publishes raw bytes on `topic` (QoS 1, not retained).
+    pub(crate) fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .unwrap();
+    }
+
+    /// Every message that arrived so far, without waiting.
+    pub(crate) fn drain(&self) -> Vec<(String, Value)> {
+        self.messages.try_iter().collect()
+    }
+
+    /// The next message on `topic` matching `want`, within `timeout`.
+    pub(crate) fn wait_for(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        want: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.messages.recv_timeout(left) {
+                Ok((t, value)) if t == topic && want(&value) => return value,
+                Ok(other) => seen.push(other),
+                Err(_) => break,
+            }
+        }
+        panic!("nothing matching on {topic} within {timeout:?}; saw {seen:?}");
+    }
+}
+
+/// A str0m viewer: receives video, counts access units.
+pub(crate) struct Viewer {
+    pub(crate) rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+}
+
+impl Viewer {
+    /// A viewer on loopback, with its offer.
+    pub(crate) fn new() -> (Viewer, SdpOffer, str0m::change::SdpPendingOffer) {
+        Viewer::on("127.0.0.1")
+    }
+
+    /// A viewer with its socket on address `ip`, with its offer.
+    pub(crate) fn on(ip: &str) -> (Viewer, SdpOffer, str0m::change::SdpPendingOffer) {
+        let mut rtc = Rtc::builder().build(Instant::now());
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
+        let local = socket.local_addr().unwrap();
+        rtc.add_local_candidate(Candidate::host(local, Protocol::Udp).unwrap());
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        (Viewer { rtc, socket, local }, offer, pending)
+    }
+
+    /// Runs the viewer until `frames` access units arrived or `timeout`;
+    /// returns them.
+    pub(crate) fn receive(&mut self, frames: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        while received.len() < frames && Instant::now() < deadline {
+            let wait = loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
+                    }
+                    Output::Event(str0m::Event::MediaData(data)) => {
+                        received.push(data.data.to_vec())
+                    }
+                    Output::Event(_) => {}
+                    Output::Timeout(at) => break at,
+                }
+            };
+            let input = match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => Input::Receive(
+                    Instant::now(),
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents: buf[..n].try_into().unwrap(),
+                    },
+                ),
+                Err(_) if Instant::now() >= wait => Input::Timeout(Instant::now()),
+                Err(_) => continue,
+            };
+            self.rtc.handle_input(input).unwrap();
+        }
+        received
+    }
+}
+
+pub(crate) fn nal_types(access_unit: &[u8]) -> Vec<u8> {
+    access_unit
+        .windows(4)
+        .filter(|w| w[..3] == [0, 0, 1])
+        .map(|w| w[3] & 0x1f)
+        .collect()
+}
+
+pub(crate) fn session_id() -> String {
+    format!("rustviewer{:016x}", rand::random::<u64>())
+}
+
+/// Calls device `device` (prefix `peercam`): offer, answer, candidates both
+/// ways. Returns the viewer.
+pub(crate) fn call(mqtt: &Mqtt, device: &str, session: &str) -> Viewer {
+    call_from(mqtt, device, session, "127.0.0.1")
+}
+
+/// [`call`] from a viewer whose socket is on address `ip`.
+pub(crate) fn call_from(mqtt: &Mqtt, device: &str, session: &str, ip: &str) -> Viewer {
+    let out = format!("peercam/{device}/out/{session}");
+    let inbound = format!("peercam/{device}/in/{session}");
+    mqtt.subscribe(&out);
+    let (mut viewer, offer, pending) = Viewer::on(ip);
+    mqtt.publish(
+        &inbound,
+        &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
+    );
+    let answer = mqtt.wait_for(&out, Duration::from_secs(10), |v| v["type"] == "answer");
+    let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
+    viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let local = Candidate::host(viewer.local, Protocol::Udp).unwrap();
+    mqtt.publish(
+        &inbound,
+        &json!({"v":1,"type":"candidate","candidate":local.to_sdp_string(),"sdpMid":"0","sdpMLineIndex":0}),
+    );
+    let candidate = mqtt.wait_for(&out, Duration::from_secs(5), |v| {
+        v["type"] == "candidate" && v["candidate"] != ""
+    });
+    let remote = Candidate::from_sdp_string(candidate["candidate"].as_str().unwrap()).unwrap();
+    viewer.rtc.add_remote_candidate(remote);
+    mqtt.wait_for(&out, Duration::from_secs(5), |v| {
+        v["type"] == "candidate" && v["candidate"] == ""
+    });
+    viewer
+}
