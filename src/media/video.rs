@@ -470,7 +470,8 @@ fn install_callbacks(
     last_frame: Arc<Mutex<Option<Instant>>>,
 ) {
     let gate = Mutex::new(KeyframeGate::new(KEYFRAME_COALESCE));
-    let first_pts = Mutex::new(None::<gst::ClockTime>);
+    // The first frame's PTS and arrival: later frames are timed from it.
+    let first = Mutex::new(None::<(gst::ClockTime, Instant)>);
     let previous = timeline.load(Ordering::Relaxed);
     let offset = if previous == 0 {
         0
@@ -487,12 +488,17 @@ fn install_callbacks(
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let now = Instant::now();
                 *last_frame.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
-                let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
-                let base = *first_pts
+                let (first_pts, first_at) = *first
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(pts);
-                let pts_90khz = offset + pts.saturating_sub(base).nseconds() * 9 / 100_000;
+                    .get_or_insert((buffer.pts().unwrap_or(gst::ClockTime::ZERO), now));
+                // A stream without timestamps (raw H.264 from a file or a
+                // pipe) is timed by when its frames arrive.
+                let elapsed_ns = match buffer.pts() {
+                    Some(pts) => pts.saturating_sub(first_pts).nseconds(),
+                    None => now.saturating_duration_since(first_at).as_nanos() as u64,
+                };
+                let pts_90khz = offset + elapsed_ns * 9 / 100_000;
                 timeline.store(pts_90khz, Ordering::Relaxed);
                 let frame = EncodedFrame {
                     data: Arc::from(map.as_slice()),

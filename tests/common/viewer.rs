@@ -14,6 +14,7 @@ use str0m::{Candidate, Input, Output, Rtc};
 
 /// An MQTT client that collects every message on its subscriptions.
 pub(crate) struct Mqtt {
+    port: u16,
     client: Client,
     messages: mpsc::Receiver<(String, Value)>,
     subscribed: mpsc::Receiver<()>,
@@ -52,6 +53,7 @@ impl Mqtt {
             }
         });
         Mqtt {
+            port,
             client,
             messages,
             subscribed,
@@ -91,16 +93,44 @@ impl Mqtt {
         timeout: Duration,
         want: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
+        self.next_matching(topic, timeout, want, &mut seen)
+            .unwrap_or_else(|| {
+                panic!("nothing matching on {topic} within {timeout:?}; saw {seen:?}")
+            })
+    }
+
+    /// The next message on `topic` matching `want` within `timeout`, if any.
+    pub(crate) fn try_wait_for(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        want: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        self.next_matching(topic, timeout, want, &mut Vec::new())
+    }
+
+    fn next_matching(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        want: impl Fn(&Value) -> bool,
+        seen: &mut Vec<(String, Value)>,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.messages.recv_timeout(left) {
-                Ok((t, value)) if t == topic && want(&value) => return value,
+                Ok((t, value)) if t == topic && want(&value) => return Some(value),
                 Ok(other) => seen.push(other),
                 Err(_) => break,
             }
         }
-        panic!("nothing matching on {topic} within {timeout:?}; saw {seen:?}");
+        None
+    }
+
+    /// The broker port this client talks to.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 }
 
@@ -191,6 +221,16 @@ pub(crate) fn call(mqtt: &Mqtt, device: &str, session: &str) -> Viewer {
 
 /// [`call`] from a viewer whose socket is on address `ip`.
 pub(crate) fn call_from(mqtt: &Mqtt, device: &str, session: &str, ip: &str) -> Viewer {
+    try_call(mqtt, device, session, ip).unwrap_or_else(|error| panic!("offer refused: {error}"))
+}
+
+/// [`call_from`], or the device's `error` when it refuses the offer.
+pub(crate) fn try_call(
+    mqtt: &Mqtt,
+    device: &str,
+    session: &str,
+    ip: &str,
+) -> Result<Viewer, Value> {
     let out = format!("peercam/{device}/out/{session}");
     let inbound = format!("peercam/{device}/in/{session}");
     mqtt.subscribe(&out);
@@ -199,7 +239,12 @@ pub(crate) fn call_from(mqtt: &Mqtt, device: &str, session: &str, ip: &str) -> V
         &inbound,
         &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
     );
-    let answer = mqtt.wait_for(&out, Duration::from_secs(10), |v| v["type"] == "answer");
+    let answer = mqtt.wait_for(&out, Duration::from_secs(10), |v| {
+        v["type"] == "answer" || v["type"] == "error"
+    });
+    if answer["type"] == "error" {
+        return Err(answer);
+    }
     let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
     viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
     let local = Candidate::host(viewer.local, Protocol::Udp).unwrap();
@@ -215,5 +260,5 @@ pub(crate) fn call_from(mqtt: &Mqtt, device: &str, session: &str, ip: &str) -> V
     mqtt.wait_for(&out, Duration::from_secs(5), |v| {
         v["type"] == "candidate" && v["candidate"] == ""
     });
-    viewer
+    Ok(viewer)
 }
