@@ -50,10 +50,24 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// Runs `peercam run` on `config` (TOML text) with extra environment `env`.
     pub(crate) fn start(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_in(&[], config, env)
+    }
+
+    /// [`Daemon::start`] under the command `wrapper` (e.g. `ip netns exec NAME`).
+    pub(crate) fn start_in(wrapper: &[&str], config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = TempDir::new("daemon");
         let path = dir.0.join("peercam.toml");
         std::fs::write(&path, config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_peercam"))
+        let program = env!("CARGO_BIN_EXE_peercam");
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(program);
+                command
+            }
+            None => Command::new(program),
+        };
+        let child = command
             .args(["run", "-c"])
             .arg(&path)
             .env("RUST_LOG", "info")
@@ -116,11 +130,16 @@ pub(crate) struct Mosquitto {
 impl Mosquitto {
     /// Starts Mosquitto listening on 127.0.0.1:`port`.
     pub(crate) fn start(port: u16) -> Mosquitto {
+        Mosquitto::start_on("127.0.0.1", port)
+    }
+
+    /// Starts Mosquitto listening on `ip`:`port`.
+    pub(crate) fn start_on(ip: &str, port: u16) -> Mosquitto {
         let dir = TempDir::new("mosquitto");
         let conf = dir.0.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("persistence false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"),
+            format!("persistence false\nallow_anonymous true\nlistener {port} {ip}\n"),
         )
         .unwrap();
         let child = Command::new("mosquitto")
