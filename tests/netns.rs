@@ -19,6 +19,7 @@ struct Namespace {
     /// The /24 both ends live in, as its first three octets.
     subnet: String,
     inner: String,
+    outer: String,
 }
 
 impl Namespace {
@@ -32,12 +33,13 @@ impl Namespace {
             name,
             subnet,
             inner,
+            outer,
         };
         namespace.ip(&["netns", "add", &namespace.name]);
         namespace.ip(&[
             "link",
             "add",
-            &outer,
+            &namespace.outer,
             "type",
             "veth",
             "peer",
@@ -50,9 +52,9 @@ impl Namespace {
             "add",
             &format!("{}/24", namespace.host(1)),
             "dev",
-            &outer,
+            &namespace.outer,
         ]);
-        namespace.ip(&["link", "set", &outer, "up"]);
+        namespace.ip(&["link", "set", &namespace.outer, "up"]);
         namespace.inside(&["link", "set", "lo", "up"]);
         namespace.inside(&["link", "set", &namespace.inner, "up"]);
         namespace
@@ -99,7 +101,12 @@ impl Namespace {
 }
 
 impl Drop for Namespace {
+    /// Deleting one end of the pair deletes both, even while the kernel
+    /// still holds the namespace for a moment.
     fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .status();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
