@@ -440,3 +440,52 @@ mod properties {
         }
     }
 }
+
+/// What each kind of payload costs the table, per message (a benchmark:
+/// `bench/soak` runs it in release; it prints, it does not assert).
+#[test]
+#[ignore = "benchmark: bench/soak"]
+fn route_cost() {
+    type Message = Box<dyn Fn(usize) -> (String, Bytes)>;
+    let kinds: [(&str, Message); 5] = [
+        (
+            "garbage",
+            Box::new(|n| (session(n % 1000), payload("not json"))),
+        ),
+        (
+            "early candidate",
+            Box::new(|n| (session(n % 1000), candidate(n as u32))),
+        ),
+        (
+            "candidate on a live call",
+            Box::new(|n| (session(0), candidate(n as u32))),
+        ),
+        (
+            "first offer",
+            Box::new(|n| (session(n + 10), payload(OFFER))),
+        ),
+        (
+            "oversized",
+            Box::new(|n| {
+                (
+                    session(n % 1000),
+                    Bytes::from(vec![b'x'; protocol::MAX_PAYLOAD + 1]),
+                )
+            }),
+        ),
+    ];
+    const MESSAGES: usize = 100_000;
+    for (name, message) in kinds {
+        let mut table = SessionTable::new(4);
+        let t0 = Instant::now();
+        table.route(t0, &session(0), &payload(OFFER), false);
+        let messages: Vec<(String, Bytes)> = (0..MESSAGES).map(&message).collect();
+        let started = Instant::now();
+        for (n, (session, payload)) in messages.iter().enumerate() {
+            let now = t0 + Duration::from_micros(n as u64 * 100);
+            std::hint::black_box(table.route(now, session, payload, false));
+        }
+        let each = started.elapsed() / MESSAGES as u32;
+        println!("session table, {name}: {each:?} per message");
+    }
+}
