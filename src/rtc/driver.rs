@@ -147,6 +147,8 @@ struct Driver {
     /// Whether this viewer holds the talk-back floor.
     holds_floor: bool,
     reports: async_channel::Sender<SessionReport>,
+    /// The inputs of one sweep, kept so the media path allocates nothing.
+    ready: Vec<Wake>,
 }
 
 impl Driver {
@@ -170,6 +172,7 @@ impl Driver {
             audio: None,
             holds_floor: false,
             reports,
+            ready: Vec::new(),
         })
     }
 
@@ -208,7 +211,7 @@ impl Driver {
         datagrams: &async_channel::Receiver<Datagram>,
         deadline: Instant,
     ) -> Result<bool, EndReason> {
-        let mut ready = Vec::new();
+        let mut ready = std::mem::take(&mut self.ready);
         for _ in 0..CONTROLS_PER_WAKE {
             match control.try_recv() {
                 Ok(message) => ready.push(Wake::Control(message)),
@@ -242,11 +245,12 @@ impl Driver {
             );
         }
         let any = !ready.is_empty();
-        for wake in ready {
+        for wake in ready.drain(..) {
             if let Some(reason) = self.handle(wake).await {
                 return Err(reason);
             }
         }
+        self.ready = ready;
         Ok(any)
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::rtc::driver::Control;
-use crate::rtc::session::MAX_CANDIDATE_LINE;
+use crate::rtc::session::{EndReason, MAX_CANDIDATE_LINE};
 use crate::signal::protocol::{
     self, CandidateInit, DeviceMessage, DropReason, ErrorCode, ErrorReply, Rejection, ViewerMessage,
 };
@@ -304,9 +304,7 @@ impl SessionTable {
                 line: c.candidate,
                 ufrag: c.username_fragment,
             }),
-            ViewerMessage::Bye { .. } => {
-                Route::Forward(Control::End(crate::rtc::session::EndReason::ViewerBye))
-            }
+            ViewerMessage::Bye { .. } => Route::Forward(Control::End(EndReason::ViewerBye)),
             ViewerMessage::IceServers => Route::SendIceServers,
             ViewerMessage::Talk { on } if live.can_talk => Route::Talk(on),
             ViewerMessage::Talk { .. } => {
