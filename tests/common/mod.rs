@@ -149,7 +149,19 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto is installed (dev/setup --test)");
-        Mosquitto { child, _dir: dir }
+        let broker = Mosquitto { child, _dir: dir };
+        let listening = (0..250).any(|_| {
+            let up = std::net::TcpStream::connect((ip, port)).is_ok();
+            if !up {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            up
+        });
+        assert!(
+            listening,
+            "mosquitto did not listen on {ip}:{port} within 5 s"
+        );
+        broker
     }
 }
 

@@ -12,6 +12,11 @@ use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
 
+/// Reconnect attempts of a test client before it gives up.
+const RECONNECTS: u32 = 300;
+/// Pause between a test client's reconnect attempts.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// An MQTT client that collects every message on its subscriptions.
 pub(crate) struct Mqtt {
     port: u16,
@@ -35,9 +40,8 @@ impl Mqtt {
         let (tx, messages) = mpsc::channel();
         let (acks, subscribed) = mpsc::channel();
         std::thread::spawn(move || {
-            // Until the broker is up, connection errors come back at once:
-            // a bounded number of retries, then the test's waits fail.
-            for event in connection.iter().take(100_000) {
+            let mut failures = 0;
+            for event in connection.iter() {
                 match event {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
@@ -48,7 +52,15 @@ impl Mqtt {
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = acks.send(());
                     }
-                    Ok(_) | Err(_) => {}
+                    Ok(_) => {}
+                    // rumqttc retries at once: a reconnect backoff, bounded
+                    // in count so a broker that never comes ends the thread
+                    // (and the test's waits fail with what they saw).
+                    Err(_) if failures < RECONNECTS => {
+                        failures += 1;
+                        std::thread::sleep(RECONNECT_BACKOFF);
+                    }
+                    Err(_) => return,
                 }
             }
         });
