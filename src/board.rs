@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-/// One profile: a config fragment and when it applies.
+/// One profile: its `[video]` fragment under `board/`, and when it applies.
 #[derive(Debug)]
 pub(crate) struct Profile {
     /// File name under `board/`.
