@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::{AudioConfig, Broker, Config};
+use crate::config::{AudioConfig, Broker, Config, Secret};
 use crate::media::audio::capture::{AudioSource, CaptureSettings};
 use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
 use crate::media::video::{self, VideoSource};
 use crate::rtc::driver::SessionMedia;
+use crate::rtc::ice::{self, servers::IceServerUrl};
 use crate::rtc::session::{AudioCaps, SessionConfig, SessionLimits};
 use crate::service::{self, Drops, Health, ServiceNotifier};
 use crate::signal::manager::{ManagerInputs, ManagerSetup, SessionManager};
@@ -61,7 +62,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
     let setup = ManagerSetup {
         name: config.device.name.clone(),
         max_viewers: config.device.max_viewers,
-        session: SessionConfig::new(limits, audio_caps)?,
+        session: SessionConfig::new(limits, audio_caps, gathering_servers(&config))?,
         interfaces: config.webrtc.interfaces.clone(),
         ports: config.webrtc.ports(),
         public_ice_servers: ice_servers.iter().map(IceServer::public).collect(),
@@ -128,6 +129,25 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("stopping");
     drop(link);
     outcome
+}
+
+/// The configured STUN/TURN servers the device gathers from itself; a URL
+/// it cannot use is left out with a warning (the viewer may still use it).
+fn gathering_servers(config: &Config) -> Vec<IceServerUrl> {
+    let mut servers = Vec::new();
+    for server in &config.webrtc.ice_servers {
+        let credentials = server
+            .username
+            .as_deref()
+            .zip(server.credential.as_ref().map(Secret::expose));
+        for url in &server.urls {
+            match ice::servers::parse_url(url, credentials) {
+                Ok(parsed) => servers.push(parsed),
+                Err(e) => tracing::warn!("webrtc.ice_servers: {e}; the device does not use it"),
+            }
+        }
+    }
+    servers
 }
 
 /// What the configured audio lets calls do.

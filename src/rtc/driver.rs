@@ -16,7 +16,9 @@ use crate::media::EncodedFrame;
 use crate::media::audio::playback::Talkback;
 use crate::media::audio::{OpusPacket, TalkPacket};
 use crate::media::fanout::{Fanout, Subscription};
-use crate::rtc::session::{Answer, EndReason, Refusal, Session, SessionOutput};
+use crate::rtc::ice::gather::{CLOSE_FLUSH, FromServer, GatherEvent, Gatherer};
+use crate::rtc::ice::servers::{self, IceServerUrl, ResolvedServer};
+use crate::rtc::session::{Answer, CandidateLine, EndReason, Refusal, Session, SessionOutput};
 
 /// Frames queued per viewer before it skips to the next keyframe
 /// (about a second at 30 fps: absorbs a hiccup, never builds latency).
@@ -65,6 +67,10 @@ pub(crate) enum SessionEvent {
     OfferRefused(Refusal),
     /// A trickled candidate was refused; the session goes on.
     CandidateRefused(Refusal),
+    /// A gathered candidate (server-reflexive or relayed) to trickle.
+    LocalCandidate(CandidateLine),
+    /// Gathering has finished: end-of-candidates, naming this mid.
+    EndOfCandidates(Option<String>),
     /// The first datagram from the viewer arrived.
     Heard,
     /// Media is flowing.
@@ -93,18 +99,20 @@ pub(crate) struct SessionMedia {
     pub(crate) talkback: Option<Talkback>,
 }
 
-/// Starts the task running session `id`; its last report is always `Ended`.
+/// Starts the task running session `id`, gathering from `ice_servers`;
+/// its last report is always `Ended`.
 pub(crate) fn spawn(
     id: Arc<str>,
     session: Session,
     sockets: Vec<UdpSocket>,
+    ice_servers: Arc<[IceServerUrl]>,
     media: SessionMedia,
     control: async_channel::Receiver<Control>,
     reports: async_channel::Sender<SessionReport>,
 ) -> smol::Task<()> {
     smol::spawn(async move {
         let reason = match Driver::new(Arc::clone(&id), session, sockets, media, reports.clone()) {
-            Ok(mut driver) => driver.run(&control).await,
+            Ok(mut driver) => driver.run(&control, ice_servers).await,
             Err(e) => EndReason::Socket(e.to_string()),
         };
         let _ = reports
@@ -131,6 +139,8 @@ enum Wake {
     Frame(EncodedFrame),
     Audio(OpusPacket),
     Control(Control),
+    /// The STUN/TURN servers resolved: gathering can start.
+    Resolved(Vec<ResolvedServer>),
     /// The manager is gone: the device is stopping.
     ManagerGone,
 }
@@ -149,6 +159,10 @@ struct Driver {
     reports: async_channel::Sender<SessionReport>,
     /// The inputs of one sweep, kept so the media path allocates nothing.
     ready: Vec<Wake>,
+    /// Gathering from the STUN/TURN servers, once they resolved.
+    gatherer: Option<Gatherer>,
+    /// Whether end-of-candidates went out (or nothing is gathered at all).
+    gathering_done: bool,
 }
 
 impl Driver {
@@ -173,11 +187,17 @@ impl Driver {
             holds_floor: false,
             reports,
             ready: Vec::new(),
+            gatherer: None,
+            gathering_done: true,
         })
     }
 
     /// Runs until the session ends; returns why.
-    async fn run(&mut self, control: &async_channel::Receiver<Control>) -> EndReason {
+    async fn run(
+        &mut self,
+        control: &async_channel::Receiver<Control>,
+        ice_servers: Arc<[IceServerUrl]>,
+    ) -> EndReason {
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::session_started();
         let (datagrams_tx, datagrams) = async_channel::bounded::<Datagram>(DATAGRAM_QUEUE);
@@ -186,21 +206,96 @@ impl Driver {
             .iter()
             .map(|socket| smol::spawn(read_socket(Arc::clone(socket), datagrams_tx.clone())))
             .collect();
-        loop {
+        // Names resolve off the session's loop: the call never waits on DNS.
+        let (resolved_tx, resolved) = async_channel::bounded(1);
+        self.gathering_done = ice_servers.is_empty();
+        let _resolver = (!ice_servers.is_empty()).then(|| {
+            smol::spawn(async move {
+                let _ = resolved_tx.send(servers::resolve(&ice_servers).await).await;
+            })
+        });
+        let reason = loop {
             let deadline = match self.drain().await {
                 Ok(deadline) => deadline,
-                Err(reason) => return reason,
+                Err(reason) => break reason,
             };
-            match self.sweep(control, &datagrams, deadline).await {
-                Err(reason) => return reason,
+            match self.sweep(control, &datagrams, &resolved, deadline).await {
+                Err(reason) => break reason,
                 Ok(true) => continue,
                 Ok(false) => {}
             }
-            let wake = self.wait(control, &datagrams, deadline).await;
+            let wake = self.wait(control, &datagrams, &resolved, deadline).await;
             if let Some(reason) = self.handle(wake).await {
-                return reason;
+                break reason;
+            }
+        };
+        self.release_relays().await;
+        reason
+    }
+
+    /// Releases the session's TURN allocations, within [`CLOSE_FLUSH`].
+    async fn release_relays(&mut self) {
+        let closed = Instant::now();
+        let Some(gatherer) = &mut self.gatherer else {
+            return;
+        };
+        gatherer.close(closed);
+        loop {
+            self.send_to_servers().await;
+            let now = Instant::now();
+            let Some(gatherer) = self
+                .gatherer
+                .as_mut()
+                .filter(|_| now < closed + CLOSE_FLUSH)
+            else {
+                return;
+            };
+            let next = gatherer
+                .deadline(now)
+                .map_or(closed + CLOSE_FLUSH, |d| d.min(closed + CLOSE_FLUSH));
+            smol::Timer::at(next).await;
+            if let Some(gatherer) = &mut self.gatherer {
+                gatherer.handle_timeout(Instant::now());
             }
         }
+    }
+
+    /// Sends what the gatherer has for its servers, and acts on its events.
+    async fn send_to_servers(&mut self) {
+        let Some(gatherer) = &mut self.gatherer else {
+            return;
+        };
+        let datagrams: Vec<_> = std::iter::from_fn(|| gatherer.poll_transmit()).collect();
+        let events: Vec<GatherEvent> = std::iter::from_fn(|| gatherer.poll_event()).collect();
+        for datagram in datagrams {
+            if let Some(socket) = self.socket_for(datagram.from) {
+                let _ = socket.send_to(&datagram.data, datagram.to).await;
+            }
+        }
+        for event in events {
+            match event {
+                GatherEvent::Candidate(candidate) => {
+                    tracing::debug!("session {}: gathered {candidate:?}", self.id);
+                    if let Some(line) = self.session.add_local_candidate(candidate) {
+                        self.report(SessionEvent::LocalCandidate(line)).await;
+                    }
+                }
+                GatherEvent::Done => {
+                    self.gathering_done = true;
+                    let mid = self.session.bundle_mid();
+                    self.report(SessionEvent::EndOfCandidates(mid)).await;
+                }
+            }
+        }
+    }
+
+    /// The media socket bound to `local`, or the first one.
+    fn socket_for(&self, local: SocketAddr) -> Option<Arc<Async<UdpSocket>>> {
+        self.sockets
+            .iter()
+            .find(|s| s.get_ref().local_addr().ok() == Some(local))
+            .or(self.sockets.first())
+            .cloned()
     }
 
     /// Handles what every input has ready now, a bounded share of each, so
@@ -209,9 +304,13 @@ impl Driver {
         &mut self,
         control: &async_channel::Receiver<Control>,
         datagrams: &async_channel::Receiver<Datagram>,
+        resolved: &async_channel::Receiver<Vec<ResolvedServer>>,
         deadline: Instant,
     ) -> Result<bool, EndReason> {
         let mut ready = std::mem::take(&mut self.ready);
+        if let Ok(servers) = resolved.try_recv() {
+            ready.push(Wake::Resolved(servers));
+        }
         for _ in 0..CONTROLS_PER_WAKE {
             match control.try_recv() {
                 Ok(message) => ready.push(Wake::Control(message)),
@@ -259,12 +358,19 @@ impl Driver {
         &self,
         control: &async_channel::Receiver<Control>,
         datagrams: &async_channel::Receiver<Datagram>,
+        resolved: &async_channel::Receiver<Vec<ResolvedServer>>,
         deadline: Instant,
     ) -> Wake {
         async {
             smol::Timer::at(deadline).await;
             Wake::Timer
         }
+        .or(async {
+            match resolved.recv().await {
+                Ok(servers) => Wake::Resolved(servers),
+                Err(_) => std::future::pending().await,
+            }
+        })
         .or(async {
             control
                 .recv()
@@ -301,10 +407,40 @@ impl Driver {
     /// Acts on one input; returns the reason when it ends the session.
     async fn handle(&mut self, wake: Wake) -> Option<EndReason> {
         match wake {
-            Wake::Timer => self.session.handle_timeout(Instant::now()),
+            Wake::Timer => {
+                let now = Instant::now();
+                self.session.handle_timeout(now);
+                if let Some(gatherer) = &mut self.gatherer {
+                    gatherer.handle_timeout(now);
+                }
+            }
             Wake::Datagram(d) => {
-                self.session
-                    .handle_datagram(d.at, d.source, d.destination, &d.contents)
+                let from_server = match &mut self.gatherer {
+                    Some(gatherer) => {
+                        gatherer.handle_datagram(d.destination, d.source, &d.contents, d.at)
+                    }
+                    None => FromServer::NotMine,
+                };
+                match from_server {
+                    FromServer::NotMine => {
+                        self.session
+                            .handle_datagram(d.at, d.source, d.destination, &d.contents)
+                    }
+                    FromServer::Handled => {}
+                    FromServer::Relayed {
+                        relayed,
+                        peer,
+                        data,
+                    } => self.session.handle_datagram(d.at, peer, relayed, &data),
+                }
+            }
+            Wake::Resolved(servers) => {
+                let locals: Vec<SocketAddr> = self
+                    .sockets
+                    .iter()
+                    .filter_map(|s| s.get_ref().local_addr().ok())
+                    .collect();
+                self.gatherer = Some(Gatherer::new(&locals, &servers, Instant::now()));
             }
             Wake::Frame(frame) => self.session.write_video(&frame),
             Wake::Audio(packet) => self.session.write_audio(&packet),
@@ -318,13 +454,20 @@ impl Driver {
                 return Some(EndReason::Shutdown);
             }
             Wake::Control(Control::Candidate { line, ufrag }) => {
-                if let Err(refusal) = self.session.add_remote_candidate(&line, ufrag.as_deref()) {
-                    self.report(SessionEvent::CandidateRefused(refusal)).await;
+                match self.session.add_remote_candidate(&line, ufrag.as_deref()) {
+                    Ok(Some(addr)) => {
+                        if let Some(gatherer) = &mut self.gatherer {
+                            gatherer.remote_candidate(addr, Instant::now());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(refusal) => self.report(SessionEvent::CandidateRefused(refusal)).await,
                 }
             }
             Wake::Control(Control::Offer(sdp)) => {
                 match self.session.renegotiate(&sdp, Instant::now()) {
-                    Ok(answer) => {
+                    Ok(mut answer) => {
+                        answer.complete = self.gathering_done;
                         self.report(SessionEvent::Answered(answer)).await;
                         self.request_keyframe();
                     }
@@ -362,16 +505,16 @@ impl Driver {
                     source,
                     destination,
                     contents,
-                } => {
-                    let socket = self
-                        .sockets
-                        .iter()
-                        .find(|s| s.get_ref().local_addr().ok() == Some(source))
-                        .or(self.sockets.first());
-                    if let Some(socket) = socket {
-                        let _ = socket.send_to(&contents, destination).await;
+                } => match &mut self.gatherer {
+                    Some(gatherer) if gatherer.is_relayed(source) => {
+                        gatherer.send_relayed(source, destination, &contents, Instant::now());
                     }
-                }
+                    _ => {
+                        if let Some(socket) = self.socket_for(source) {
+                            let _ = socket.send_to(&contents, destination).await;
+                        }
+                    }
+                },
                 SessionOutput::Heard => self.report(SessionEvent::Heard).await,
                 SessionOutput::Connected => {
                     self.video = Some(self.media.video.subscribe(VIDEO_QUEUE_FRAMES));
@@ -391,7 +534,14 @@ impl Driver {
                     }
                 }
                 SessionOutput::Ended(reason) => return Err(reason),
-                SessionOutput::Timeout(at) => return Ok(at),
+                SessionOutput::Timeout(at) => {
+                    self.send_to_servers().await;
+                    let gathering = self
+                        .gatherer
+                        .as_mut()
+                        .and_then(|g| g.deadline(Instant::now()));
+                    return Ok(gathering.map_or(at, |g| g.min(at)));
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::media::EncodedFrame;
 use crate::media::audio::OpusPacket;
+use crate::rtc::ice::servers::IceServerUrl;
 
 /// Payload types offered for H.264 (constrained baseline, packetization mode 1).
 const H264_PROFILES: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
@@ -35,12 +36,18 @@ pub(crate) struct SessionConfig {
     pub(crate) limits: SessionLimits,
     /// What the device can do with audio.
     pub(crate) audio: AudioCaps,
+    /// STUN/TURN servers the device gathers from.
+    pub(crate) ice_servers: Arc<[IceServerUrl]>,
     dtls_cert: DtlsCert,
 }
 
 impl SessionConfig {
     /// A configuration with a freshly made DTLS certificate.
-    pub(crate) fn new(limits: SessionLimits, audio: AudioCaps) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        limits: SessionLimits,
+        audio: AudioCaps,
+        ice_servers: Vec<IceServerUrl>,
+    ) -> anyhow::Result<Self> {
         let dtls_cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate()
@@ -48,6 +55,7 @@ impl SessionConfig {
         Ok(SessionConfig {
             limits,
             audio,
+            ice_servers: ice_servers.into(),
             dtls_cert,
         })
     }
@@ -73,6 +81,9 @@ pub(crate) struct Answer {
     pub(crate) candidates: Vec<CandidateLine>,
     /// The mid end-of-candidates names (the bundle's first m-line).
     pub(crate) mid: Option<String>,
+    /// Whether these are all the candidates (end-of-candidates follows at
+    /// once) or gathering goes on and trickles more.
+    pub(crate) complete: bool,
 }
 
 /// Why a session refused an offer or a candidate.
@@ -305,7 +316,8 @@ impl Session {
                     .into(),
             ));
         }
-        let answer = session.finish_answer(answer.to_sdp_string());
+        let mut answer = session.finish_answer(answer.to_sdp_string());
+        answer.complete = config.ice_servers.is_empty();
         Ok((session, answer))
     }
 
@@ -339,21 +351,40 @@ impl Session {
             .map(|ufrag| ufrag.trim().to_owned());
         let (sdp, audio_use) = restrict_audio(&sdp, self.audio_caps);
         self.audio_use = audio_use;
-        let mid = self.video.map(|(mid, _)| mid.to_string());
         let candidates = self
             .local_candidates
             .iter()
-            .map(|c| CandidateLine {
-                line: c.to_sdp_string(),
-                mid: mid.clone(),
-                ufrag: self.local_ufrag.clone(),
-            })
+            .map(|c| self.candidate_line(c))
             .collect();
         Answer {
             sdp,
             candidates,
-            mid,
+            mid: self.bundle_mid(),
+            complete: true,
         }
+    }
+
+    /// The mid every candidate names: everything is BUNDLEd on the video m-line.
+    pub(crate) fn bundle_mid(&self) -> Option<String> {
+        self.video.map(|(mid, _)| mid.to_string())
+    }
+
+    /// `candidate` as signaling trickles it, in the current ICE generation.
+    fn candidate_line(&self, candidate: &Candidate) -> CandidateLine {
+        CandidateLine {
+            line: candidate.to_sdp_string(),
+            mid: self.bundle_mid(),
+            ufrag: self.local_ufrag.clone(),
+        }
+    }
+
+    /// Adds a gathered candidate (server-reflexive or relayed); returns it
+    /// as it is trickled, or `None` when str0m already has it.
+    pub(crate) fn add_local_candidate(&mut self, candidate: Candidate) -> Option<CandidateLine> {
+        let added = self.rtc.add_local_candidate(candidate)?.clone();
+        let line = self.candidate_line(&added);
+        self.local_candidates.push(added);
+        Some(line)
     }
 
     /// How audio was agreed on this call.
@@ -374,15 +405,15 @@ impl Session {
     }
 
     /// Adds a trickled viewer candidate of ICE generation `ufrag` (the
-    /// current one when `None`); end-of-candidates (an empty line) is
-    /// accepted and ignored.
+    /// current one when `None`); returns its address. End-of-candidates
+    /// (an empty line) and mDNS names are accepted and ignored.
     pub(crate) fn add_remote_candidate(
         &mut self,
         line: &str,
         ufrag: Option<&str>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<SocketAddr>, Refusal> {
         if line.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if line.len() > MAX_CANDIDATE_LINE {
             return Err(Refusal::Malformed(format!(
@@ -401,7 +432,7 @@ impl Session {
             .nth(4)
             .is_some_and(|addr| addr.ends_with(".local"))
         {
-            return Ok(());
+            return Ok(None);
         }
         let mut parsed = Candidate::from_sdp_string(line)
             .map_err(|e| Refusal::Malformed(format!("Unreadable candidate: {e}.")))?;
@@ -409,8 +440,9 @@ impl Session {
             parsed.set_ufrag(ufrag);
         }
         self.remote_candidates += 1;
+        let addr = parsed.addr();
         self.rtc.add_remote_candidate(parsed);
-        Ok(())
+        Ok(Some(addr))
     }
 
     /// Feeds one datagram received on local address `destination`.
@@ -750,7 +782,7 @@ mod tests {
     fn test_config() -> SessionConfig {
         static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
         CONFIG
-            .get_or_init(|| SessionConfig::new(LIMITS, AudioCaps::default()).unwrap())
+            .get_or_init(|| SessionConfig::new(LIMITS, AudioCaps::default(), Vec::new()).unwrap())
             .clone()
     }
 
@@ -839,6 +871,7 @@ mod tests {
                 sdp: answer,
                 candidates,
                 mid,
+                complete,
             },
         ) = Session::accept(
             &offer(&[MediaKind::Video, MediaKind::Audio]),
@@ -864,6 +897,10 @@ mod tests {
         assert_eq!(candidates[0].ufrag.as_deref(), Some(ufrag));
         assert_eq!(candidates[0].mid, mid);
         assert!(mid.is_some());
+        assert!(
+            complete,
+            "no servers to gather from: all candidates are in the answer"
+        );
     }
 
     #[test]

@@ -464,6 +464,7 @@ impl SessionManager {
             id,
             session,
             sockets,
+            Arc::clone(&self.setup.session.ice_servers),
             self.media.clone(),
             control_rx,
             self.reports_tx.clone(),
@@ -475,6 +476,10 @@ impl SessionManager {
         let session = &*report.session;
         match report.event {
             SessionEvent::Answered(answer) => self.outbox.send_answer(session, answer),
+            SessionEvent::LocalCandidate(candidate) => {
+                self.outbox.send_candidate(session, candidate)
+            }
+            SessionEvent::EndOfCandidates(mid) => self.outbox.send_end_of_candidates(session, mid),
             SessionEvent::CandidateRefused(Refusal::TooManyCandidates) => {
                 self.table.count_drop(Dropped::TooManyCandidates);
             }

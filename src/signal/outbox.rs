@@ -34,21 +34,34 @@ impl Outbox {
             .publish(self.topics.outbound(session), protocol::encode(message));
     }
 
-    /// Sends an answer, then its candidates and end-of-candidates, in the
-    /// order docs/protocol.md asks for (a viewer never sees a candidate first).
+    /// Sends an answer, then its candidates (and end-of-candidates when
+    /// they are all), in the order docs/protocol.md asks for: a viewer never
+    /// sees a candidate before the answer.
     pub(crate) fn send_answer(&self, session: &str, answer: Answer) {
         self.send(session, &DeviceMessage::Answer { sdp: answer.sdp });
         for candidate in answer.candidates {
-            self.send(
-                session,
-                &DeviceMessage::Candidate(candidate_init(candidate)),
-            );
+            self.send_candidate(session, candidate);
         }
+        if answer.complete {
+            self.send_end_of_candidates(session, answer.mid);
+        }
+    }
+
+    /// Trickles one local candidate.
+    pub(crate) fn send_candidate(&self, session: &str, candidate: CandidateLine) {
+        self.send(
+            session,
+            &DeviceMessage::Candidate(candidate_init(candidate)),
+        );
+    }
+
+    /// Sends end-of-candidates for the bundle on `mid`.
+    pub(crate) fn send_end_of_candidates(&self, session: &str, mid: Option<String>) {
         self.send(
             session,
             &DeviceMessage::Candidate(CandidateInit {
                 candidate: String::new(),
-                sdp_mid: answer.mid,
+                sdp_mid: mid,
                 sdp_m_line_index: Some(0),
                 username_fragment: None,
             }),

@@ -33,7 +33,7 @@ fn manager_recording(recorder: Arc<Recorder>) -> SessionManager {
     let setup = ManagerSetup {
         name: "test".into(),
         max_viewers: 2,
-        session: SessionConfig::new(limits, AudioCaps::default()).unwrap(),
+        session: SessionConfig::new(limits, AudioCaps::default(), Vec::new()).unwrap(),
         interfaces: vec!["lo".into()],
         ports: None,
         public_ice_servers: Vec::new(),

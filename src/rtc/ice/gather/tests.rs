@@ -1,0 +1,262 @@
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+
+use super::*;
+use crate::rtc::ice::servers::parse_url;
+
+/// A real coturn on loopback, with one long-term user; killed when dropped.
+struct Coturn {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Coturn {
+    fn start() -> Coturn {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "peercam-coturn-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let relay_ports = 40_000 + rand::random::<u16>() % 20_000;
+        let conf = dir.join("turn.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
+                 min-port={relay_ports}\nmax-port={}\nlt-cred-mech\nuser=peercam:secret\n\
+                 realm=peercam.test\nfingerprint\nno-tls\nno-dtls\nno-cli\n\
+                 allow-loopback-peers\nlog-file=stdout\nsimple-log\npidfile={}/pid\n\
+                 userdb={}/db.sqlite\n",
+                relay_ports + 50,
+                dir.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("turnserver")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coturn is installed (dev/setup --test)");
+        Coturn { child, port, dir }
+    }
+
+    fn servers(&self, password: &str) -> Vec<ResolvedServer> {
+        let url = |u: &str| parse_url(u, Some(("peercam", password))).unwrap();
+        [
+            url(&format!("stun:127.0.0.1:{}", self.port)),
+            url(&format!("turn:127.0.0.1:{}", self.port)),
+        ]
+        .into_iter()
+        .map(|server| ResolvedServer {
+            addr: SocketAddr::new(server.host.parse().unwrap(), server.port),
+            role: server.role,
+            url: "test".into(),
+        })
+        .collect()
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `gatherer` on `socket` (real time, bounded) until `until` holds;
+/// returns the relayed data that arrived meanwhile.
+fn drive(
+    gatherer: &mut Gatherer,
+    socket: &UdpSocket,
+    events: &mut Vec<GatherEvent>,
+    mut until: impl FnMut(&[GatherEvent], &[FromServer]) -> bool,
+) -> Vec<FromServer> {
+    let local = socket.local_addr().unwrap();
+    let mut relayed = Vec::new();
+    let mut buf = [0u8; 2048];
+    let give_up = Instant::now() + Duration::from_secs(15);
+    while !until(events, &relayed) {
+        assert!(Instant::now() < give_up, "gave up; events {events:?}");
+        while let Some(datagram) = gatherer.poll_transmit() {
+            assert_eq!(datagram.from, local);
+            socket.send_to(&datagram.data, datagram.to).unwrap();
+        }
+        events.extend(std::iter::from_fn(|| gatherer.poll_event()));
+        let now = Instant::now();
+        let wait = gatherer
+            .deadline(now)
+            .map_or(Duration::from_millis(50), |d| {
+                d.saturating_duration_since(now)
+            })
+            .clamp(Duration::from_millis(1), Duration::from_millis(50));
+        socket.set_read_timeout(Some(wait)).unwrap();
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                let outcome = gatherer.handle_datagram(local, from, &buf[..n], Instant::now());
+                if matches!(outcome, FromServer::Relayed { .. }) {
+                    relayed.push(outcome);
+                }
+            }
+            Err(_) => gatherer.handle_timeout(Instant::now()),
+        }
+    }
+    relayed
+}
+
+#[test]
+fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
+    let coturn = Coturn::start();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut gatherer = Gatherer::new(&[local], &coturn.servers("secret"), Instant::now());
+    let mut events = Vec::new();
+    drive(&mut gatherer, &socket, &mut events, |events, _| {
+        events.contains(&GatherEvent::Done)
+    });
+    let kinds: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            GatherEvent::Candidate(c) => Some(c.kind().to_string()),
+            GatherEvent::Done => None,
+        })
+        .collect();
+    assert!(kinds.contains(&"srflx".to_owned()), "{events:?}");
+    assert!(kinds.contains(&"relay".to_owned()), "{events:?}");
+    let relayed = events
+        .iter()
+        .find_map(|e| match e {
+            GatherEvent::Candidate(c) if c.kind().to_string() == "relay" => Some(c.addr()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(gatherer.is_relayed(relayed));
+
+    // A peer on the far side of the relay, both ways.
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    gatherer.remote_candidate(peer_addr, Instant::now());
+    let mut reached = false;
+    for _ in 0..100 {
+        gatherer.send_relayed(relayed, peer_addr, b"to the peer", Instant::now());
+        drive(&mut gatherer, &socket, &mut events, |_, _| true);
+        while let Some(datagram) = gatherer.poll_transmit() {
+            socket.send_to(&datagram.data, datagram.to).unwrap();
+        }
+        if let Ok((n, from)) = peer.recv_from(&mut buf) {
+            assert_eq!((&buf[..n], from), (&b"to the peer"[..], relayed));
+            reached = true;
+            break;
+        }
+        let _ = drive(&mut gatherer, &socket, &mut events, |_, _| true);
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            gatherer.handle_datagram(local, from, &buf[..n], Instant::now());
+        }
+    }
+    assert!(reached, "the peer never heard from the relay");
+    peer.send_to(b"from the peer", relayed).unwrap();
+    let arrived = drive(&mut gatherer, &socket, &mut events, |_, relayed| {
+        !relayed.is_empty()
+    });
+    assert_eq!(
+        arrived[0],
+        FromServer::Relayed {
+            relayed,
+            peer: peer_addr,
+            data: b"from the peer".to_vec()
+        }
+    );
+    let closed = Instant::now();
+    gatherer.close(closed);
+    let release = std::iter::from_fn(|| {
+        let now = Instant::now();
+        (now < closed + CLOSE_FLUSH).then(|| {
+            gatherer.handle_timeout(now);
+            gatherer.poll_transmit()
+        })
+    })
+    .flatten()
+    .next()
+    .expect("the allocation is released within CLOSE_FLUSH");
+    assert_eq!(release.to, SocketAddr::from(([127, 0, 0, 1], coturn.port)));
+}
+
+#[test]
+fn wrong_credentials_and_dead_servers_end_gathering_without_candidates() {
+    let coturn = Coturn::start();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut servers = coturn.servers("wrong");
+    servers.retain(|s| s.role != ServerRole::Stun);
+    servers.push(ResolvedServer {
+        addr: dead.local_addr().unwrap(),
+        role: ServerRole::Stun,
+        url: "dead".into(),
+    });
+    let started = Instant::now();
+    let mut gatherer = Gatherer::new(&[local], &servers, started);
+    let mut events = Vec::new();
+    drive(&mut gatherer, &socket, &mut events, |events, _| {
+        events.contains(&GatherEvent::Done)
+    });
+    assert_eq!(events, [GatherEvent::Done]);
+    assert!(started.elapsed() <= GATHER_TIMEOUT + Duration::from_secs(2));
+}
+
+#[test]
+fn malformed_server_replies_are_dropped() {
+    let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let server: SocketAddr = "127.0.0.1:3478".parse().unwrap();
+    let servers = [
+        ResolvedServer {
+            addr: server,
+            role: ServerRole::Stun,
+            url: "s".into(),
+        },
+        ResolvedServer {
+            addr: "127.0.0.1:3479".parse().unwrap(),
+            role: parse_url("turn:127.0.0.1:3479", Some(("u", "p")))
+                .unwrap()
+                .role,
+            url: "t".into(),
+        },
+    ];
+    let now = Instant::now();
+    let mut gatherer = Gatherer::new(&[local], &servers, now);
+    for garbage in [
+        &b""[..],
+        b"\x00\x01\x00\x00",
+        &[0xff; 300],
+        b"\x01\x01\x00\x0c!\x12\xa4B",
+    ] {
+        assert_eq!(
+            gatherer.handle_datagram(local, server, garbage, now),
+            FromServer::Handled
+        );
+        let turn: SocketAddr = "127.0.0.1:3479".parse().unwrap();
+        gatherer.handle_datagram(local, turn, garbage, now);
+    }
+    let other: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+    assert_eq!(
+        gatherer.handle_datagram(local, other, b"rtp", now),
+        FromServer::NotMine
+    );
+    assert_eq!(gatherer.poll_event(), None);
+}
