@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+pub(crate) mod lab;
 pub(crate) mod viewer;
 
 /// A TCP port nothing listens on right now.

@@ -175,6 +175,44 @@ impl Viewer {
         (Viewer { rtc, socket, local }, offer, pending)
     }
 
+    /// This viewer's public address as STUN server `stun` sees it
+    /// (RFC 8489 Binding, retried a bounded number of times).
+    fn reflexive_address(&self, stun: SocketAddr) -> SocketAddr {
+        use turn_client_proto::types::stun::attribute::XorMappedAddress;
+        use turn_client_proto::types::stun::message::{
+            BINDING, Message, MessageClass, MessageType, MessageWriteVec, TransactionId,
+        };
+        use turn_client_proto::types::stun::prelude::MessageWrite;
+        let transaction = TransactionId::generate();
+        let request = Message::builder(
+            MessageType::from_class_method(MessageClass::Request, BINDING),
+            transaction,
+            MessageWriteVec::new(),
+        )
+        .finish();
+        let mut buf = [0u8; 1500];
+        self.socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        for _ in 0..25 {
+            self.socket.send_to(&request, stun).unwrap();
+            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(response) = Message::from_bytes(&buf[..n]) else {
+                continue;
+            };
+            if from == stun && response.transaction_id() == transaction {
+                let mapped = response.attribute::<XorMappedAddress>().unwrap();
+                self.socket
+                    .set_read_timeout(Some(Duration::from_millis(5)))
+                    .unwrap();
+                return mapped.addr(transaction);
+            }
+        }
+        panic!("no STUN answer from {stun}");
+    }
+
     /// Runs the viewer until `frames` access units arrived or `timeout`;
     /// returns them.
     pub(crate) fn receive(&mut self, frames: usize, timeout: Duration) -> Vec<Vec<u8>> {
@@ -243,10 +281,30 @@ pub(crate) fn try_call(
     session: &str,
     ip: &str,
 ) -> Result<Viewer, Value> {
+    try_call_via(mqtt, device, session, ip, None).map(|(viewer, _)| viewer)
+}
+
+/// [`try_call`] from a viewer that also learns its public address from the
+/// STUN server `stun` (as a browser does from its ICE servers) and signals
+/// it. Returns the viewer and the device's candidates.
+pub(crate) fn try_call_via(
+    mqtt: &Mqtt,
+    device: &str,
+    session: &str,
+    ip: &str,
+    stun: Option<SocketAddr>,
+) -> Result<(Viewer, Vec<String>), Value> {
     let out = format!("peercam/{device}/out/{session}");
     let inbound = format!("peercam/{device}/in/{session}");
     mqtt.subscribe(&out);
     let (mut viewer, offer, pending) = Viewer::on(ip);
+    let mut locals = vec![Candidate::host(viewer.local, Protocol::Udp).unwrap()];
+    if let Some(stun) = stun {
+        let mapped = viewer.reflexive_address(stun);
+        let reflexive = Candidate::server_reflexive(mapped, viewer.local, Protocol::Udp).unwrap();
+        viewer.rtc.add_local_candidate(reflexive.clone());
+        locals.push(reflexive);
+    }
     mqtt.publish(
         &inbound,
         &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
@@ -259,18 +317,27 @@ pub(crate) fn try_call(
     }
     let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
     viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-    let local = Candidate::host(viewer.local, Protocol::Udp).unwrap();
-    mqtt.publish(
-        &inbound,
-        &json!({"v":1,"type":"candidate","candidate":local.to_sdp_string(),"sdpMid":"0","sdpMLineIndex":0}),
-    );
-    let candidate = mqtt.wait_for(&out, Duration::from_secs(5), |v| {
-        v["type"] == "candidate" && v["candidate"] != ""
-    });
-    let remote = Candidate::from_sdp_string(candidate["candidate"].as_str().unwrap()).unwrap();
-    viewer.rtc.add_remote_candidate(remote);
-    mqtt.wait_for(&out, Duration::from_secs(5), |v| {
-        v["type"] == "candidate" && v["candidate"] == ""
-    });
-    Ok(viewer)
+    for local in locals {
+        mqtt.publish(
+            &inbound,
+            &json!({"v":1,"type":"candidate","candidate":local.to_sdp_string(),"sdpMid":"0","sdpMLineIndex":0}),
+        );
+    }
+    let mut device_candidates = Vec::new();
+    loop {
+        let candidate = mqtt.wait_for(&out, CANDIDATES_WAIT, |v| v["type"] == "candidate");
+        let line = candidate["candidate"].as_str().unwrap();
+        if line.is_empty() {
+            break;
+        }
+        viewer
+            .rtc
+            .add_remote_candidate(Candidate::from_sdp_string(line).unwrap());
+        device_candidates.push(line.to_owned());
+    }
+    Ok((viewer, device_candidates))
 }
+
+/// How long the device may take to trickle all its candidates: its
+/// gathering gives up after 5 s.
+const CANDIDATES_WAIT: Duration = Duration::from_secs(10);
