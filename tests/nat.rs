@@ -14,9 +14,23 @@ use common::viewer::{Mqtt, session_id, try_call_via};
 
 const DEVICE: &str = "natcam";
 
-/// Builds the lab, starts the daemon behind `device` and calls it from a
-/// viewer behind `viewer`; returns the device's candidate types.
+/// Builds the lab, starts the daemon behind `device` (gathering from coturn
+/// over STUN and TURN over UDP) and calls it from a viewer behind `viewer`;
+/// returns the device's candidate types.
 fn call_through(device: Nat, viewer: Nat) -> Vec<String> {
+    call_gathering_from(
+        device,
+        viewer,
+        &[
+            &format!("stun:{PUBLIC_SERVICES}:{TURN_PORT}"),
+            &format!("turn:{PUBLIC_SERVICES}:{TURN_PORT}"),
+        ],
+    )
+}
+
+/// [`call_through`] with the device gathering from `urls`.
+fn call_gathering_from(device: Nat, viewer: Nat, urls: &[&str]) -> Vec<String> {
+    let urls = serde_json::to_string(urls).unwrap();
     let mut lab = Lab::new(device, viewer);
     lab.start_services();
     let ns = lab.ns("dev");
@@ -36,7 +50,7 @@ bitrate_kbps = 300
 [webrtc]
 interfaces = ["{DEVICE_LAN_IP}"]
 [[webrtc.ice_servers]]
-urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
+urls = {urls}
 username = "{user}"
 credential = "{password}"
 [http]
@@ -80,4 +94,18 @@ fn port_restricted_behind_port_restricted_connects_with_the_reflexive_candidate(
 fn symmetric_behind_symmetric_connects_through_the_relay() {
     let kinds = call_through(Nat::Symmetric, Nat::Symmetric);
     assert!(kinds.iter().any(|k| k == "relay"), "{kinds:?}");
+}
+
+#[test]
+fn a_device_whose_network_blocks_udp_connects_through_turn_over_tcp() {
+    let kinds = call_gathering_from(
+        Nat::UdpBlocked,
+        Nat::PortRestricted,
+        &[&format!("turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp")],
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k != "host").collect::<Vec<_>>(),
+        ["relay"],
+        "{kinds:?}"
+    );
 }

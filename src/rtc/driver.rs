@@ -4,19 +4,22 @@
 //! reports what happened as [`SessionEvent`]s; turning them into messages
 //! for the viewer is the signaling layer's business.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::TryRecvError;
-use futures_lite::FutureExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use smol::Async;
 
 use crate::media::EncodedFrame;
 use crate::media::audio::playback::Talkback;
 use crate::media::audio::{OpusPacket, TalkPacket};
 use crate::media::fanout::{Fanout, Subscription};
-use crate::rtc::ice::gather::{CLOSE_FLUSH, FromServer, GatherEvent, Gatherer};
+use crate::rtc::ice::gather::{
+    CLOSE_FLUSH, FromServer, GATHER_TIMEOUT, GatherEvent, Gatherer, StreamId, ToServer,
+};
 use crate::rtc::ice::servers::{self, IceServerUrl, ResolvedServer};
 use crate::rtc::session::{Answer, CandidateLine, EndReason, Refusal, Session, SessionOutput};
 
@@ -132,6 +135,13 @@ struct Datagram {
     contents: Vec<u8>,
 }
 
+/// What happened on a TCP connection to a TURN server.
+enum StreamEvent {
+    Connected(StreamId, smol::net::TcpStream),
+    Failed(StreamId),
+    Data(StreamId, Vec<u8>),
+}
+
 /// One input that woke the session.
 enum Wake {
     Timer,
@@ -141,6 +151,8 @@ enum Wake {
     Control(Control),
     /// The STUN/TURN servers resolved: gathering can start.
     Resolved(Vec<ResolvedServer>),
+    /// A TCP connection to a TURN server moved.
+    Stream(StreamEvent),
     /// The manager is gone: the device is stopping.
     ManagerGone,
 }
@@ -163,6 +175,12 @@ struct Driver {
     gatherer: Option<Gatherer>,
     /// Whether end-of-candidates went out (or nothing is gathered at all).
     gathering_done: bool,
+    /// TCP connections to TURN servers, and where their tasks report.
+    streams: HashMap<StreamId, smol::net::TcpStream>,
+    stream_events: (
+        async_channel::Sender<StreamEvent>,
+        async_channel::Receiver<StreamEvent>,
+    ),
 }
 
 impl Driver {
@@ -189,6 +207,8 @@ impl Driver {
             ready: Vec::new(),
             gatherer: None,
             gathering_done: true,
+            streams: HashMap::new(),
+            stream_events: async_channel::bounded(DATAGRAM_QUEUE),
         })
     }
 
@@ -233,6 +253,45 @@ impl Driver {
         reason
     }
 
+    /// A TCP connection to a TURN server connected, failed or brought bytes.
+    fn on_stream(&mut self, event: StreamEvent) {
+        let now = Instant::now();
+        let Some(gatherer) = &mut self.gatherer else {
+            return;
+        };
+        match event {
+            StreamEvent::Connected(stream, tcp) => match tcp.local_addr() {
+                Ok(local) => {
+                    smol::spawn(read_stream(
+                        stream,
+                        tcp.clone(),
+                        self.stream_events.0.clone(),
+                    ))
+                    .detach();
+                    self.streams.insert(stream, tcp);
+                    gatherer.stream_connected(stream, local, now);
+                }
+                Err(_) => gatherer.stream_failed(stream, now),
+            },
+            StreamEvent::Failed(stream) => {
+                self.streams.remove(&stream);
+                gatherer.stream_failed(stream, now);
+            }
+            StreamEvent::Data(stream, data) => {
+                for packet in gatherer.stream_data(stream, &data, now) {
+                    if let FromServer::Relayed {
+                        relayed,
+                        peer,
+                        data,
+                    } = packet
+                    {
+                        self.session.handle_datagram(now, peer, relayed, &data);
+                    }
+                }
+            }
+        }
+    }
+
     /// Releases the session's TURN allocations, within [`CLOSE_FLUSH`].
     async fn release_relays(&mut self) {
         let closed = Instant::now();
@@ -265,11 +324,29 @@ impl Driver {
         let Some(gatherer) = &mut self.gatherer else {
             return;
         };
-        let datagrams: Vec<_> = std::iter::from_fn(|| gatherer.poll_transmit()).collect();
+        let outgoing: Vec<_> = std::iter::from_fn(|| gatherer.poll_transmit()).collect();
         let events: Vec<GatherEvent> = std::iter::from_fn(|| gatherer.poll_event()).collect();
-        for datagram in datagrams {
-            if let Some(socket) = self.socket_for(datagram.from) {
-                let _ = socket.send_to(&datagram.data, datagram.to).await;
+        for message in outgoing {
+            match message {
+                ToServer::Datagram { from, to, data } => {
+                    if let Some(socket) = self.socket_for(from) {
+                        let _ = socket.send_to(&data, to).await;
+                    }
+                }
+                ToServer::Connect { stream, server } => {
+                    smol::spawn(connect_stream(stream, server, self.stream_events.0.clone()))
+                        .detach();
+                }
+                ToServer::Stream { stream, data } => {
+                    if let Some(tcp) = self.streams.get_mut(&stream)
+                        && tcp.write_all(&data).await.is_err()
+                    {
+                        self.streams.remove(&stream);
+                        if let Some(gatherer) = &mut self.gatherer {
+                            gatherer.stream_failed(stream, Instant::now());
+                        }
+                    }
+                }
             }
         }
         for event in events {
@@ -311,6 +388,11 @@ impl Driver {
         if let Ok(servers) = resolved.try_recv() {
             ready.push(Wake::Resolved(servers));
         }
+        ready.extend(
+            std::iter::from_fn(|| self.stream_events.1.try_recv().ok())
+                .take(DATAGRAMS_PER_WAKE)
+                .map(Wake::Stream),
+        );
         for _ in 0..CONTROLS_PER_WAKE {
             match control.try_recv() {
                 Ok(message) => ready.push(Wake::Control(message)),
@@ -368,6 +450,12 @@ impl Driver {
         .or(async {
             match resolved.recv().await {
                 Ok(servers) => Wake::Resolved(servers),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
+            match self.stream_events.1.recv().await {
+                Ok(event) => Wake::Stream(event),
                 Err(_) => std::future::pending().await,
             }
         })
@@ -434,6 +522,7 @@ impl Driver {
                     } => self.session.handle_datagram(d.at, peer, relayed, &data),
                 }
             }
+            Wake::Stream(event) => self.on_stream(event),
             Wake::Resolved(servers) => {
                 let locals: Vec<SocketAddr> = self
                     .sockets
@@ -543,6 +632,50 @@ impl Driver {
                     return Ok(gathering.map_or(at, |g| g.min(at)));
                 }
             }
+        }
+    }
+}
+
+/// Opens TCP connection `stream` to TURN server `server`, within
+/// [`GATHER_TIMEOUT`], and reports how it went.
+async fn connect_stream(
+    stream: StreamId,
+    server: SocketAddr,
+    events: async_channel::Sender<StreamEvent>,
+) {
+    let timeout = async {
+        smol::Timer::after(GATHER_TIMEOUT).await;
+        Err(std::io::ErrorKind::TimedOut.into())
+    };
+    let event = match smol::net::TcpStream::connect(server).or(timeout).await {
+        Ok(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            StreamEvent::Connected(stream, tcp)
+        }
+        Err(e) => {
+            tracing::debug!("TURN over TCP {server}: {e}");
+            StreamEvent::Failed(stream)
+        }
+    };
+    let _ = events.send(event).await;
+}
+
+/// Forwards what TCP connection `stream` receives until it closes (then
+/// reports it failed) or the session's channel closes.
+async fn read_stream(
+    stream: StreamId,
+    mut tcp: smol::net::TcpStream,
+    events: async_channel::Sender<StreamEvent>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM * 2];
+    loop {
+        let event = match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => StreamEvent::Failed(stream),
+            Ok(n) => StreamEvent::Data(stream, buf[..n].to_vec()),
+        };
+        let failed = matches!(event, StreamEvent::Failed(_));
+        if events.send(event).await.is_err() || failed {
+            return;
         }
     }
 }

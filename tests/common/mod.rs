@@ -71,7 +71,7 @@ impl Daemon {
         let child = command
             .args(["run", "-c"])
             .arg(&path)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,turn_client_proto=warn,stun_proto=warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

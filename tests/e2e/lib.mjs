@@ -157,7 +157,7 @@ ${extra}
 `);
   const proc = spawn(bin, ["run", "-c", config], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info,str0m=warn", ...(audio ? audio.env : {}) },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info,str0m=warn,turn_client_proto=warn,stun_proto=warn", ...(audio ? audio.env : {}) },
   });
   const daemon = {
     proc,

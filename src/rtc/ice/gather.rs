@@ -1,9 +1,11 @@
 //! Gathering for one session, sans-IO like str0m: a server-reflexive
 //! candidate per media socket from each STUN server (RFC 8489 Binding), a
-//! relayed candidate from each TURN server over UDP (RFC 8656, with
-//! `turn-client-proto` doing allocation, authentication, refreshes,
+//! relayed candidate from each TURN server over UDP, or over a TCP
+//! connection for networks that block UDP (RFC 8656 and RFC 6062 framing,
+//! with `turn-client-proto` doing allocation, authentication, refreshes,
 //! permissions and channels), and the relay's data path wrapped and
-//! unwrapped around the session's datagrams. Time is passed in.
+//! unwrapped around the session's datagrams. Time is passed in; the
+//! driver opens the TCP connections it is asked for.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -12,8 +14,10 @@ use std::time::{Duration, Instant};
 use str0m::Candidate;
 use str0m::net::Protocol;
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
+use turn_client_proto::client::TurnClient;
 use turn_client_proto::stun::Instant as TurnInstant;
 use turn_client_proto::stun::agent::Transmit;
+use turn_client_proto::tcp::TurnClientTcp;
 use turn_client_proto::types::stun::attribute::XorMappedAddress;
 use turn_client_proto::types::stun::message::{
     BINDING, Message, MessageClass, MessageType, MessageWriteVec, TransactionId,
@@ -45,15 +49,36 @@ pub(crate) enum GatherEvent {
     Done,
 }
 
-/// A datagram for a STUN/TURN server, from media socket `from`.
+/// One TCP connection to a TURN server, numbered by the gatherer.
+pub(crate) type StreamId = usize;
+
+/// What the gatherer asks the driver to send or open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ServerDatagram {
-    /// The media socket to send from.
-    pub(crate) from: SocketAddr,
-    /// The server.
-    pub(crate) to: SocketAddr,
-    /// The bytes.
-    pub(crate) data: Vec<u8>,
+pub(crate) enum ToServer {
+    /// A datagram from media socket `from`.
+    Datagram {
+        /// The media socket to send from.
+        from: SocketAddr,
+        /// The server.
+        to: SocketAddr,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Open TCP connection `stream` to `server`, then report it with
+    /// [`Gatherer::stream_connected`] or [`Gatherer::stream_failed`].
+    Connect {
+        /// The connection's number.
+        stream: StreamId,
+        /// The TURN server.
+        server: SocketAddr,
+    },
+    /// Bytes to write on connection `stream`.
+    Stream {
+        /// The connection's number.
+        stream: StreamId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
 }
 
 /// What a datagram from a server turned out to be.
@@ -86,9 +111,15 @@ struct Binding {
     finished: bool,
 }
 
-/// One TURN allocation over UDP from a media socket.
+/// One TURN allocation, over UDP from a media socket or over its own TCP
+/// connection.
 struct Relay {
-    client: TurnClientUdp,
+    /// Until its TCP connection is up: none, and the server and config.
+    client: Option<TurnClient>,
+    connecting: Option<(SocketAddr, TurnConfig)>,
+    /// Its TCP connection, if it runs over one, and that connection's frames.
+    stream: Option<StreamId>,
+    framer: TcpFramer,
     url: String,
     relayed: Option<SocketAddr>,
     finished: bool,
@@ -102,40 +133,65 @@ pub(crate) struct Gatherer {
     give_up: Instant,
     bindings: Vec<Binding>,
     relays: Vec<Relay>,
-    outgoing: VecDeque<ServerDatagram>,
+    outgoing: VecDeque<ToServer>,
     events: VecDeque<GatherEvent>,
     done: bool,
 }
 
 impl Gatherer {
-    /// Starts gathering on every media socket `locals` from every server.
-    /// TURN over TCP and TLS needs a connection of its own and is left out here.
+    /// Starts gathering on every media socket `locals` from every server:
+    /// STUN and TURN over UDP from each socket, TURN over TCP once per
+    /// server (the relay serves every socket's pairs). TLS is not built yet
+    /// and is left out with a warning.
     pub(crate) fn new(locals: &[SocketAddr], servers: &[ResolvedServer], now: Instant) -> Self {
         let mut bindings = Vec::new();
         let mut relays = Vec::new();
+        let mut outgoing = VecDeque::new();
         for server in servers {
-            for local in locals
+            let locals = locals
                 .iter()
-                .filter(|l| l.is_ipv4() == server.addr.is_ipv4())
-            {
-                match &server.role {
-                    ServerRole::Stun => bindings.push(Binding::new(*local, server.addr, now)),
-                    ServerRole::Turn {
-                        transport: TurnTransport::Udp,
-                        username,
-                        password,
-                    } => {
-                        let config = TurnConfig::new(TurnCredentials::new(username, password));
-                        relays.push(Relay {
-                            client: TurnClientUdp::allocate(*local, server.addr, config),
-                            url: server.url.clone(),
-                            relayed: None,
-                            finished: false,
-                            peers: HashSet::new(),
-                        });
-                    }
-                    ServerRole::Turn { .. } => {}
+                .filter(|l| l.is_ipv4() == server.addr.is_ipv4());
+            let (transport, config) = match &server.role {
+                ServerRole::Stun => {
+                    bindings.extend(locals.map(|local| Binding::new(*local, server.addr, now)));
+                    continue;
                 }
+                ServerRole::Turn {
+                    transport,
+                    username,
+                    password,
+                } => (
+                    *transport,
+                    TurnConfig::new(TurnCredentials::new(username, password)),
+                ),
+            };
+            let relay = |client, connecting, stream| Relay {
+                client,
+                connecting,
+                stream,
+                framer: TcpFramer::default(),
+                url: server.url.clone(),
+                relayed: None,
+                finished: false,
+                peers: HashSet::new(),
+            };
+            match transport {
+                TurnTransport::Udp => relays.extend(locals.map(|local| {
+                    let client = TurnClientUdp::allocate(*local, server.addr, config.clone());
+                    relay(Some(TurnClient::Udp(client)), None, None)
+                })),
+                TurnTransport::Tcp => {
+                    let stream = relays.len();
+                    outgoing.push_back(ToServer::Connect {
+                        stream,
+                        server: server.addr,
+                    });
+                    relays.push(relay(None, Some((server.addr, config)), Some(stream)));
+                }
+                TurnTransport::Tls => tracing::warn!(
+                    "{}: TURN over TLS is not supported yet; the device does not use it",
+                    server.url
+                ),
             }
         }
         let mut gatherer = Gatherer {
@@ -143,7 +199,7 @@ impl Gatherer {
             give_up: now + GATHER_TIMEOUT,
             bindings,
             relays,
-            outgoing: VecDeque::new(),
+            outgoing,
             events: VecDeque::new(),
             done: false,
         };
@@ -183,11 +239,12 @@ impl Gatherer {
             return FromServer::Handled;
         }
         let at = self.turn_time(now);
-        let Some(relay) = self
-            .relays
-            .iter_mut()
-            .find(|r| r.client.local_addr() == local && r.client.remote_addr() == from)
-        else {
+        let Some(relay) = self.relays.iter_mut().find(|r| {
+            r.stream.is_none()
+                && r.client
+                    .as_ref()
+                    .is_some_and(|c| c.local_addr() == local && c.remote_addr() == from)
+        }) else {
             let stun_server = self
                 .bindings
                 .iter()
@@ -198,20 +255,69 @@ impl Gatherer {
                 FromServer::NotMine
             };
         };
-        let transmit = Transmit::new(data, TransportType::Udp, from, local);
-        let outcome = match relay.client.recv(transmit, at) {
-            TurnRecvRet::PeerData(peer) => match relay.relayed {
-                Some(relayed) => FromServer::Relayed {
-                    relayed,
-                    peer: peer.peer,
-                    data: peer.data().to_vec(),
-                },
-                None => FromServer::Handled,
-            },
-            _ => FromServer::Handled,
-        };
+        let outcome = relay
+            .receive(Transmit::new(data, TransportType::Udp, from, local), at)
+            .into_iter()
+            .next()
+            .unwrap_or(FromServer::Handled);
         self.progress(now);
         outcome
+    }
+
+    /// TCP connection `stream` is up, from local address `local`: its
+    /// relay allocates now.
+    pub(crate) fn stream_connected(&mut self, stream: StreamId, local: SocketAddr, now: Instant) {
+        if let Some(relay) = self.relays.iter_mut().find(|r| r.stream == Some(stream))
+            && let Some((server, config)) = relay.connecting.take()
+        {
+            relay.client = Some(TurnClient::Tcp(TurnClientTcp::allocate(
+                local, server, config,
+            )));
+        }
+        self.progress(now);
+    }
+
+    /// TCP connection `stream` could not be opened, or closed.
+    pub(crate) fn stream_failed(&mut self, stream: StreamId, now: Instant) {
+        if let Some(relay) = self.relays.iter_mut().find(|r| r.stream == Some(stream)) {
+            if !relay.finished {
+                tracing::warn!("{}: cannot connect; calls go on without it", relay.url);
+            }
+            relay.finished = true;
+            relay.connecting = None;
+            relay.client = None;
+            relay.relayed = None;
+        }
+        self.progress(now);
+    }
+
+    /// Bytes that arrived on TCP connection `stream`; returns the relayed
+    /// packets they completed (the framing may split or join them).
+    pub(crate) fn stream_data(
+        &mut self,
+        stream: StreamId,
+        data: &[u8],
+        now: Instant,
+    ) -> Vec<FromServer> {
+        let at = self.turn_time(now);
+        let Some(relay) = self.relays.iter_mut().find(|r| r.stream == Some(stream)) else {
+            return Vec::new();
+        };
+        let Some((local, server)) = relay
+            .client
+            .as_ref()
+            .map(|c| (c.local_addr(), c.remote_addr()))
+        else {
+            return Vec::new();
+        };
+        relay.framer.push(data);
+        let mut packets = Vec::new();
+        while let Some(frame) = relay.framer.next_frame() {
+            let frame = Transmit::new(frame.as_slice(), TransportType::Tcp, server, local);
+            packets.extend(relay.receive(frame, at));
+        }
+        self.progress(now);
+        packets
     }
 
     /// Sends `data` from relayed address `relayed` to `to` through its
@@ -229,13 +335,17 @@ impl Gatherer {
             return;
         };
         relay.allow(to, at);
-        if let Ok(Some(transmit)) = relay.client.send_to(TransportType::Udp, to, data, at) {
+        let stream = relay.stream;
+        if let Some(client) = &mut relay.client
+            && let Ok(Some(transmit)) = client.send_to(TransportType::Udp, to, data, at)
+        {
             let transmit = transmit.build();
-            self.outgoing.push_back(ServerDatagram {
-                from: transmit.from,
-                to: transmit.to,
-                data: transmit.data,
-            });
+            let mut data = transmit.data;
+            if stream.is_some() {
+                pad_channel_data(&mut data);
+            }
+            self.outgoing
+                .push_back(to_server(stream, transmit.from, transmit.to, data));
         }
         self.progress(now);
     }
@@ -276,7 +386,7 @@ impl Gatherer {
         let relays = self
             .relays
             .iter_mut()
-            .filter_map(|r| match r.client.poll(at) {
+            .filter_map(|r| match r.client.as_mut()?.poll(at) {
                 TurnPollRet::WaitUntil(when) => Some(when.to_std(self.base)),
                 _ => None,
             });
@@ -284,8 +394,8 @@ impl Gatherer {
         bindings.chain(relays).chain(gathering).min()
     }
 
-    /// The next datagram to send to a server.
-    pub(crate) fn poll_transmit(&mut self) -> Option<ServerDatagram> {
+    /// The next thing to send to (or open towards) a server.
+    pub(crate) fn poll_transmit(&mut self) -> Option<ToServer> {
         self.outgoing.pop_front()
     }
 
@@ -299,8 +409,8 @@ impl Gatherer {
     /// them (within [`CLOSE_FLUSH`]); the sockets must stay open that long.
     pub(crate) fn close(&mut self, now: Instant) {
         let at = self.turn_time(now);
-        for relay in &mut self.relays {
-            let _ = relay.client.delete(at);
+        for client in self.relays.iter_mut().filter_map(|r| r.client.as_mut()) {
+            let _ = client.delete(at);
         }
         self.progress(now);
     }
@@ -309,20 +419,21 @@ impl Gatherer {
     fn progress(&mut self, now: Instant) {
         let at = self.turn_time(now);
         for relay in &mut self.relays {
-            let _ = relay.client.poll(at);
-            while let Some(transmit) = relay.client.poll_transmit(at) {
-                self.outgoing.push_back(ServerDatagram {
-                    from: transmit.from,
-                    to: transmit.to,
-                    data: transmit.data.to_vec(),
-                });
+            let Some(client) = &mut relay.client else {
+                continue;
+            };
+            let _ = client.poll(at);
+            while let Some(transmit) = client.poll_transmit(at) {
+                let data = transmit.data.to_vec();
+                self.outgoing
+                    .push_back(to_server(relay.stream, transmit.from, transmit.to, data));
             }
-            while let Some(event) = relay.client.poll_event() {
+            while let Some(event) = client.poll_event() {
                 match event {
                     TurnEvent::AllocationCreated(TransportType::Udp, relayed) => {
                         relay.relayed = Some(relayed);
                         relay.finished = true;
-                        let local = relay.client.local_addr();
+                        let local = client.local_addr();
                         match Candidate::relayed(relayed, local, Protocol::Udp) {
                             Ok(candidate) => {
                                 tracing::debug!("{}: relay {relayed}", relay.url);
@@ -382,19 +493,111 @@ impl Gatherer {
     }
 }
 
+/// Over TCP, a ChannelData message is padded to a multiple of four bytes
+/// (RFC 8656 12.5), which `turn-client-proto` 0.7 leaves out; coturn
+/// needs it to find the next message.
+fn pad_channel_data(data: &mut Vec<u8>) {
+    if data.first().is_some_and(|b| b & 0xc0 == 0x40) {
+        data.resize(data.len().next_multiple_of(4), 0);
+    }
+}
+
+/// Largest frame accepted on a TCP connection to a TURN server: a STUN
+/// message or ChannelData of a full datagram, with room to spare.
+const MAX_TCP_FRAME: usize = 65_536 + 20;
+
+/// Splits the byte stream from a TURN server into STUN messages and
+/// ChannelData messages, without the padding that follows ChannelData over
+/// TCP (RFC 8656 12.5), so each reaches the TURN client whole.
+#[derive(Debug, Default)]
+struct TcpFramer {
+    buffer: Vec<u8>,
+}
+
+impl TcpFramer {
+    fn push(&mut self, data: &[u8]) {
+        self.buffer.extend_from_slice(data);
+    }
+
+    /// The next complete frame, if the buffer holds one. Anything that is
+    /// neither STUN nor ChannelData is a broken stream: it is dropped.
+    fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let header = self.buffer.get(..4)?;
+        let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let (frame, padded) = match header[0] & 0xc0 {
+            0x00 => (20 + length, 20 + length),
+            0x40 => (4 + length, (4 + length).next_multiple_of(4)),
+            _ => {
+                self.buffer.clear();
+                return None;
+            }
+        };
+        if padded > MAX_TCP_FRAME {
+            self.buffer.clear();
+            return None;
+        }
+        if self.buffer.len() < padded {
+            return None;
+        }
+        let rest = self.buffer.split_off(padded);
+        let mut frame_bytes = std::mem::replace(&mut self.buffer, rest);
+        frame_bytes.truncate(frame);
+        Some(frame_bytes)
+    }
+}
+
+/// A client's transmit, on its TCP connection or as a datagram.
+fn to_server(
+    stream: Option<StreamId>,
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+) -> ToServer {
+    match stream {
+        Some(stream) => ToServer::Stream { stream, data },
+        None => ToServer::Datagram { from, to, data },
+    }
+}
+
 impl Relay {
+    /// Hands what the server sent to the client; returns the peer data in it.
+    fn receive(&mut self, transmit: Transmit<&[u8]>, at: TurnInstant) -> Vec<FromServer> {
+        let Some(client) = &mut self.client else {
+            return Vec::new();
+        };
+        let mut packets = Vec::new();
+        let relayed = self.relayed;
+        let mut deliver = |peer: SocketAddr, data: &[u8]| {
+            if let Some(relayed) = relayed {
+                packets.push(FromServer::Relayed {
+                    relayed,
+                    peer,
+                    data: data.to_vec(),
+                });
+            }
+        };
+        if let TurnRecvRet::PeerData(peer) = client.recv(transmit, at) {
+            deliver(peer.peer, peer.data());
+        }
+        while let Some(peer) = client.poll_recv(at) {
+            deliver(peer.peer, peer.data());
+        }
+        packets
+    }
+
     /// Makes sure `peer` may be reached through this relay.
     fn allow(&mut self, peer: SocketAddr, at: TurnInstant) {
+        let Some(client) = &mut self.client else {
+            return;
+        };
         if self.relayed.is_none() || self.peers.len() >= MAX_RELAY_PEERS || !self.peers.insert(peer)
         {
             return;
         }
-        if !self.client.have_permission(TransportType::Udp, peer.ip()) {
-            let _ = self
-                .client
-                .create_permission(TransportType::Udp, peer.ip(), at);
+        if !client.have_permission(TransportType::Udp, peer.ip()) {
+            let _ = client.create_permission(TransportType::Udp, peer.ip(), at);
         }
-        let _ = self.client.bind_channel(TransportType::Udp, peer, at);
+        let _ = client.bind_channel(TransportType::Udp, peer, at);
     }
 }
 
@@ -418,13 +621,13 @@ impl Binding {
     }
 
     /// The request, when it is due (again).
-    fn due(&mut self, now: Instant, give_up: Instant) -> Option<ServerDatagram> {
+    fn due(&mut self, now: Instant, give_up: Instant) -> Option<ToServer> {
         if self.finished || now < self.next_send || now >= give_up {
             return None;
         }
         self.next_send = now + self.rto;
         self.rto *= 2;
-        Some(ServerDatagram {
+        Some(ToServer::Datagram {
             from: self.local,
             to: self.server,
             data: self.request.clone(),

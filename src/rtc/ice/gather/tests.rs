@@ -74,6 +74,14 @@ impl Drop for Coturn {
     }
 }
 
+/// The parts of a datagram to a server (these tests use UDP only).
+fn datagram(message: ToServer) -> (SocketAddr, SocketAddr, Vec<u8>) {
+    match message {
+        ToServer::Datagram { from, to, data } => (from, to, data),
+        other => panic!("expected a datagram, got {other:?}"),
+    }
+}
+
 /// Runs `gatherer` on `socket` (real time, bounded) until `until` holds;
 /// returns the relayed data that arrived meanwhile.
 fn drive(
@@ -88,9 +96,10 @@ fn drive(
     let give_up = Instant::now() + Duration::from_secs(15);
     while !until(events, &relayed) {
         assert!(Instant::now() < give_up, "gave up; events {events:?}");
-        while let Some(datagram) = gatherer.poll_transmit() {
-            assert_eq!(datagram.from, local);
-            socket.send_to(&datagram.data, datagram.to).unwrap();
+        while let Some(message) = gatherer.poll_transmit() {
+            let (from, to, data) = datagram(message);
+            assert_eq!(from, local);
+            socket.send_to(&data, to).unwrap();
         }
         events.extend(std::iter::from_fn(|| gatherer.poll_event()));
         let now = Instant::now();
@@ -153,8 +162,9 @@ fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
     for _ in 0..100 {
         gatherer.send_relayed(relayed, peer_addr, b"to the peer", Instant::now());
         drive(&mut gatherer, &socket, &mut events, |_, _| true);
-        while let Some(datagram) = gatherer.poll_transmit() {
-            socket.send_to(&datagram.data, datagram.to).unwrap();
+        while let Some(message) = gatherer.poll_transmit() {
+            let (_, to, data) = datagram(message);
+            socket.send_to(&data, to).unwrap();
         }
         if let Ok((n, from)) = peer.recv_from(&mut buf) {
             assert_eq!((&buf[..n], from), (&b"to the peer"[..], relayed));
@@ -194,7 +204,8 @@ fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
     .flatten()
     .next()
     .expect("the allocation is released within CLOSE_FLUSH");
-    assert_eq!(release.to, SocketAddr::from(([127, 0, 0, 1], coturn.port)));
+    let (_, to, _) = datagram(release);
+    assert_eq!(to, SocketAddr::from(([127, 0, 0, 1], coturn.port)));
 }
 
 #[test]
@@ -259,4 +270,39 @@ fn malformed_server_replies_are_dropped() {
         FromServer::NotMine
     );
     assert_eq!(gatherer.poll_event(), None);
+}
+
+#[test]
+fn tcp_frames_are_split_and_unpadded() {
+    let mut framer = TcpFramer::default();
+    let stun = {
+        let mut m = vec![0x01, 0x01, 0x00, 0x04];
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&[1, 2, 3, 4]);
+        m
+    };
+    let channel = [0x40, 0x00, 0x00, 0x05, 9, 9, 9, 9, 9];
+    let mut stream = stun.clone();
+    stream.extend_from_slice(&channel);
+    stream.extend_from_slice(&[0, 0, 0]);
+    stream.extend_from_slice(&stun);
+    for byte in &stream[..30] {
+        framer.push(std::slice::from_ref(byte));
+    }
+    assert_eq!(framer.next_frame(), Some(stun.clone()));
+    assert_eq!(
+        framer.next_frame(),
+        None,
+        "the channel message is not whole yet"
+    );
+    framer.push(&stream[30..]);
+    assert_eq!(framer.next_frame(), Some(channel.to_vec()));
+    assert_eq!(framer.next_frame(), Some(stun));
+    assert_eq!(framer.next_frame(), None);
+    framer.push(&[0xff, 0, 0, 0]);
+    assert_eq!(framer.next_frame(), None, "garbage is dropped");
+    let mut padded = channel.to_vec();
+    pad_channel_data(&mut padded);
+    assert_eq!(padded.len(), 12);
 }
