@@ -9,19 +9,19 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::{AudioConfig, Broker, Config, Secret};
+use crate::config::{AudioConfig, Broker, Config};
 use crate::media::audio::capture::{AudioSource, CaptureSettings};
 use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
 use crate::media::video::{self, VideoSource};
 use crate::rtc::driver::SessionMedia;
-use crate::rtc::ice::{self, servers::IceServerUrl};
+use crate::rtc::ice::servers::{self, IceServerUrl, TurnAuth};
 use crate::rtc::session::{AudioCaps, SessionConfig, SessionLimits};
 use crate::service::{self, Drops, Health, ServiceNotifier};
 use crate::signal::manager::{ManagerInputs, ManagerSetup, SessionManager};
 use crate::signal::mqtt::MqttLink;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::{self, IceServer, Topics};
+use crate::signal::protocol::{self, Topics};
 
 /// Runs the daemon until it is told to stop; fails when a part it cannot
 /// run without (the broker link) dies, so the service manager restarts it.
@@ -58,15 +58,13 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         connect_timeout: config.webrtc.connect_timeout(),
         peer_timeout: config.webrtc.peer_timeout(),
     };
-    let ice_servers = &config.webrtc.ice_servers;
     let setup = ManagerSetup {
         name: config.device.name.clone(),
         max_viewers: config.device.max_viewers,
         session: SessionConfig::new(limits, audio_caps, gathering_servers(&config))?,
         interfaces: config.webrtc.interfaces.clone(),
         ports: config.webrtc.ports(),
-        public_ice_servers: ice_servers.iter().map(IceServer::public).collect(),
-        private_ice_servers: ice_servers.iter().map(IceServer::private).collect(),
+        ice_servers: config.webrtc.ice_servers.clone(),
     };
     let client_id = config
         .mqtt
@@ -136,12 +134,9 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
 fn gathering_servers(config: &Config) -> Vec<IceServerUrl> {
     let mut servers = Vec::new();
     for server in &config.webrtc.ice_servers {
-        let credentials = server
-            .username
-            .as_deref()
-            .zip(server.credential.as_ref().map(Secret::expose));
+        let auth = TurnAuth::from_config(server);
         for url in &server.urls {
-            match ice::servers::parse_url(url, credentials) {
+            match servers::parse_url(url, auth.clone()) {
                 Ok(parsed) => servers.push(parsed),
                 Err(e) => tracing::warn!("webrtc.ice_servers: {e}; the device does not use it"),
             }

@@ -192,7 +192,7 @@ max_viewers = 2
 broker = "wss://broker.example:8884/mqtt"
 prefix = "home/cams"
 username = "door"
-password = "secret"
+password = "hunter2-pw"
 [video]
 source = "v4l2"
 device = "/dev/video2"
@@ -229,10 +229,10 @@ listen = ""
         );
         assert_eq!(
             config.mqtt.password.as_ref().map(Secret::expose),
-            Some("secret")
+            Some("hunter2-pw")
         );
         assert!(
-            !format!("{config:?}").contains("secret"),
+            !format!("{config:?}").contains("hunter2-pw"),
             "secrets stay out of Debug"
         );
     }

@@ -185,10 +185,23 @@ impl Default for VideoConfig {
 pub(crate) struct IceServerConfig {
     /// `stun:`, `turn:` or `turns:` URLs.
     pub(crate) urls: Vec<String>,
-    /// TURN user name.
+    /// TURN user name; with `secret`, the name in every minted user name.
     pub(crate) username: Option<String>,
-    /// TURN password.
+    /// TURN password (long-lived credentials).
     pub(crate) credential: Option<Secret>,
+    /// The TURN server's shared secret (coturn `static-auth-secret`): the
+    /// device mints short-lived credentials per call, for itself and the viewer.
+    pub(crate) secret: Option<Secret>,
+    /// How long minted credentials stay valid, in seconds.
+    #[serde(default = "default_credential_lifetime")]
+    pub(crate) credential_lifetime_secs: u64,
+}
+
+/// Minted TURN credentials last a day unless configured otherwise: a call
+/// that outlives them keeps its allocation (refreshes reuse the nonce), a
+/// leaked one is useless tomorrow.
+fn default_credential_lifetime() -> u64 {
+    86_400
 }
 
 /// `[webrtc]`

@@ -84,7 +84,20 @@ pub(super) fn validate(config: &Config) -> Result<(), (&'static str, String)> {
                 "every entry needs `urls` starting with stun:, turn: or turns:",
             );
         }
+        if server.secret.is_some() && server.credential.is_some() {
+            return err(
+                "webrtc.ice_servers",
+                "set either `credential` (long-lived) or `secret` (minted per call), not both",
+            );
+        }
+        if !(60..=7 * 86_400).contains(&server.credential_lifetime_secs) {
+            return err(
+                "webrtc.ice_servers",
+                "`credential_lifetime_secs` must be between 60 and 604800 (a week)",
+            );
+        }
     }
+
     let audio = &config.audio;
     if audio.capture_device.trim().is_empty() {
         return err(

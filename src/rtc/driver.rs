@@ -231,7 +231,11 @@ impl Driver {
         self.gathering_done = ice_servers.is_empty();
         let _resolver = (!ice_servers.is_empty()).then(|| {
             smol::spawn(async move {
-                let _ = resolved_tx.send(servers::resolve(&ice_servers).await).await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let resolved = servers::resolve(&ice_servers, now).await;
+                let _ = resolved_tx.send(resolved).await;
             })
         });
         let reason = loop {

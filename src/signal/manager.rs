@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_channel::{Receiver, TryRecvError};
 use futures_lite::FutureExt;
 
+use crate::config::IceServerConfig;
 use crate::rtc::driver::{self, Control, SessionEvent, SessionMedia, SessionReport};
 use crate::rtc::net;
 use crate::rtc::session::{EndReason, Refusal, Session, SessionConfig};
@@ -60,10 +61,9 @@ pub(crate) struct ManagerSetup {
     pub(crate) interfaces: Vec<String>,
     /// Port range for media sockets.
     pub(crate) ports: Option<Range<u16>>,
-    /// STUN/TURN servers for the status (no credentials).
-    pub(crate) public_ice_servers: Vec<IceServer>,
-    /// STUN/TURN servers for `ice-servers` replies (with credentials).
-    pub(crate) private_ice_servers: Vec<IceServer>,
+    /// STUN/TURN servers: URLs in the status, with credentials (minted
+    /// per request where a shared secret is set) in `ice-servers` replies.
+    pub(crate) ice_servers: Vec<IceServerConfig>,
 }
 
 impl ManagerSetup {
@@ -82,7 +82,7 @@ impl ManagerSetup {
             },
             viewers,
             max_viewers: self.max_viewers,
-            ice_servers: self.public_ice_servers.clone(),
+            ice_servers: self.ice_servers.iter().map(IceServer::public).collect(),
         }
     }
 
@@ -330,12 +330,17 @@ impl SessionManager {
         {
             Route::Drop(why) => tracing::debug!("session {session}: dropped ({why:?})"),
             Route::Hold => tracing::debug!("session {session}: early candidate kept"),
-            Route::SendIceServers => self.outbox.send(
-                &session,
-                &DeviceMessage::IceServers {
-                    ice_servers: self.setup.private_ice_servers.clone(),
-                },
-            ),
+            Route::SendIceServers => {
+                let now = protocol::unix_seconds(SystemTime::now());
+                let ice_servers = self
+                    .setup
+                    .ice_servers
+                    .iter()
+                    .map(|server| IceServer::private(server, now))
+                    .collect();
+                self.outbox
+                    .send(&session, &DeviceMessage::IceServers { ice_servers });
+            }
             Route::Reply(reply) => self.outbox.send(&session, &reply),
             Route::Forward(control) => self.control(&session, control),
             Route::Start {

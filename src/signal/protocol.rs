@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::IceServerConfig;
+use crate::rtc::ice::servers::TurnAuth;
 
 /// The only protocol version this build speaks.
 pub(crate) const VERSION: u64 = 1;
@@ -147,12 +148,14 @@ impl IceServer {
         }
     }
 
-    /// As one call's `ice-servers` reply carries it, credentials included.
-    pub(crate) fn private(server: &IceServerConfig) -> Self {
+    /// As one call's `ice-servers` reply carries it, credentials included:
+    /// minted for `now` (Unix seconds) where the server has a shared secret.
+    pub(crate) fn private(server: &IceServerConfig, now: u64) -> Self {
+        let credentials = TurnAuth::from_config(server).map(|auth| auth.credentials(now));
         IceServer {
             urls: server.urls.clone(),
-            username: server.username.clone(),
-            credential: server.credential.as_ref().map(|c| c.expose().to_owned()),
+            username: credentials.as_ref().map(|(username, _)| username.clone()),
+            credential: credentials.map(|(_, password)| password),
         }
     }
 }
@@ -238,11 +241,15 @@ pub(crate) fn talk_event(holder: Option<&str>) -> Value {
     serde_json::json!({"v": VERSION, "type": "talk", "holder": holder})
 }
 
+/// `at` in whole seconds since the Unix epoch.
+pub(crate) fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// `at` as an RFC 3339 UTC timestamp to the second, e.g. `2026-11-23T19:00:00Z`.
 pub(crate) fn utc_timestamp(at: SystemTime) -> String {
-    let secs = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = unix_seconds(at);
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -631,6 +638,36 @@ mod tests {
         );
         let offline: Value = serde_json::from_slice(&offline_status()).unwrap();
         assert_eq!(offline, json!({"v":1,"online":false}));
+    }
+
+    #[test]
+    fn ice_servers_carry_static_or_minted_credentials_only_in_replies() {
+        let server = |secret: Option<&str>| {
+            let text = match secret {
+                Some(secret) => format!(
+                    "[[webrtc.ice_servers]]\nurls = [\"turn:t:3478\"]\nusername = \"door\"\n\
+                     secret = \"{secret}\"\ncredential_lifetime_secs = 600\n"
+                ),
+                None => "[[webrtc.ice_servers]]\nurls = [\"turn:t:3478\"]\nusername = \"u\"\n\
+                         credential = \"p\"\n"
+                    .to_owned(),
+            };
+            crate::config::Config::parse(&text, std::path::Path::new("t.toml"))
+                .unwrap()
+                .webrtc
+                .ice_servers
+                .remove(0)
+        };
+        let fixed = IceServer::private(&server(None), 1000);
+        assert_eq!(
+            (fixed.username.as_deref(), fixed.credential.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        let minted = IceServer::private(&server(Some("s3cret")), 1000);
+        assert_eq!(minted.username.as_deref(), Some("1600:door"));
+        assert_eq!(minted.credential.as_ref().map(String::len), Some(28));
+        let public = IceServer::public(&server(Some("s3cret")));
+        assert_eq!((public.username, public.credential), (None, None));
     }
 
     #[test]

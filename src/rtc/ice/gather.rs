@@ -26,7 +26,7 @@ use turn_client_proto::types::stun::prelude::MessageWrite;
 use turn_client_proto::types::{TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
-use super::servers::{ResolvedServer, ServerRole, TurnTransport};
+use super::servers::{ResolvedServer, ServerRole, TurnAuth, TurnTransport};
 
 /// Gathering gives up after this long: end-of-candidates goes out with
 /// whatever was found, so a dead server costs the viewer at most this.
@@ -158,12 +158,15 @@ impl Gatherer {
                 }
                 ServerRole::Turn {
                     transport,
-                    username,
-                    password,
+                    auth: TurnAuth::Static { username, password },
                 } => (
                     *transport,
                     TurnConfig::new(TurnCredentials::new(username, password)),
                 ),
+                ServerRole::Turn { .. } => {
+                    tracing::debug!("{}: credentials not minted yet; not used", server.url);
+                    continue;
+                }
             };
             let relay = |client, connecting, stream| Relay {
                 client,

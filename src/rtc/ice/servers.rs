@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::config::IceServerConfig;
+
 /// Port of `stun:` and `turn:` URLs that name none.
 const DEFAULT_PORT: u16 = 3478;
 /// Port of `turns:` URLs that name none.
@@ -23,19 +25,94 @@ pub(crate) enum TurnTransport {
     Tls,
 }
 
+/// How the device authenticates to a TURN server.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum TurnAuth {
+    /// Long-lived credentials from the configuration.
+    Static {
+        /// TURN user name.
+        username: String,
+        /// TURN password.
+        password: String,
+    },
+    /// Credentials minted per call from the server's shared secret (the
+    /// TURN REST scheme of coturn's `use-auth-secret`).
+    Minted {
+        /// The name in every minted user name.
+        name: String,
+        /// The shared secret.
+        secret: String,
+        /// How long a minted credential lasts.
+        lifetime: Duration,
+    },
+}
+
+impl std::fmt::Debug for TurnAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TurnAuth::Static { username, .. } => write!(f, "Static({username}, redacted)"),
+            TurnAuth::Minted { name, lifetime, .. } => {
+                write!(f, "Minted({name}, redacted, {lifetime:?})")
+            }
+        }
+    }
+}
+
+impl TurnAuth {
+    /// The authentication an `[[webrtc.ice_servers]]` entry configures, if any.
+    pub(crate) fn from_config(server: &IceServerConfig) -> Option<TurnAuth> {
+        match (&server.secret, &server.username, &server.credential) {
+            (Some(secret), name, _) => Some(TurnAuth::Minted {
+                name: name.clone().unwrap_or_else(|| "peercam".into()),
+                secret: secret.expose().to_owned(),
+                lifetime: Duration::from_secs(server.credential_lifetime_secs),
+            }),
+            (None, Some(username), Some(password)) => Some(TurnAuth::Static {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// User name and password to use now (`now` in seconds since the epoch).
+    pub(crate) fn credentials(&self, now: u64) -> (String, String) {
+        match self {
+            TurnAuth::Static { username, password } => (username.clone(), password.clone()),
+            TurnAuth::Minted {
+                name,
+                secret,
+                lifetime,
+            } => mint(secret, name, now + lifetime.as_secs()),
+        }
+    }
+}
+
+/// Credentials for the TURN REST scheme: the user name is
+/// `<expiry in Unix seconds>:<name>`, the password the base64 of its
+/// HMAC-SHA1 under the shared secret; the server checks both and the expiry.
+pub(crate) fn mint(secret: &str, name: &str, expires: u64) -> (String, String) {
+    use base64::Engine;
+    use hmac::Mac;
+    let username = format!("{expires}:{name}");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(username.as_bytes());
+    let password = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    (username, password)
+}
+
 /// What a configured URL asks the device to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ServerRole {
     /// Learn the media socket's public address (server-reflexive candidate).
     Stun,
-    /// Allocate a relay (relayed candidate) with these credentials.
+    /// Allocate a relay (relayed candidate).
     Turn {
         /// How to reach the server.
         transport: TurnTransport,
-        /// TURN user name.
-        username: String,
-        /// TURN password.
-        password: String,
+        /// How to authenticate; always `Static` once resolved.
+        auth: TurnAuth,
     },
 }
 
@@ -61,12 +138,9 @@ pub(crate) struct ResolvedServer {
     pub(crate) url: String,
 }
 
-/// Reads one `stun:`/`turn:`/`turns:` URL; TURN URLs take `credentials`
-/// (user name, password). Errors say what is wrong with the URL.
-pub(crate) fn parse_url(
-    url: &str,
-    credentials: Option<(&str, &str)>,
-) -> Result<IceServerUrl, String> {
+/// Reads one `stun:`/`turn:`/`turns:` URL; TURN URLs take `auth`. Errors
+/// say what is wrong with the URL.
+pub(crate) fn parse_url(url: &str, auth: Option<TurnAuth>) -> Result<IceServerUrl, String> {
     let (scheme, rest) = url
         .split_once(':')
         .ok_or_else(|| format!("`{url}` has no scheme (stun:, turn: or turns:)"))?;
@@ -90,14 +164,10 @@ pub(crate) fn parse_url(
                 ("turns", _) => TurnTransport::Tls,
                 (_, transport) => transport.unwrap_or(TurnTransport::Udp),
             };
-            let (username, password) = credentials.ok_or_else(|| {
+            let auth = auth.ok_or_else(|| {
                 format!("`{url}` needs a username and credential (or a shared secret)")
             })?;
-            ServerRole::Turn {
-                transport,
-                username: username.to_owned(),
-                password: password.to_owned(),
-            }
+            ServerRole::Turn { transport, auth }
         }
         ("stun", Some(_)) => return Err(format!("`{url}`: STUN URLs take no parameters")),
         _ => return Err(format!("`{url}` is not a stun:, turn: or turns: URL")),
@@ -140,9 +210,11 @@ fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
     Some((host.to_owned(), port))
 }
 
-/// Resolves every server's host (each within [`RESOLVE_TIMEOUT`]); servers
-/// that do not resolve are left out with a warning: a call never waits on DNS.
-pub(crate) async fn resolve(servers: &[IceServerUrl]) -> Vec<ResolvedServer> {
+/// Resolves every server's host (each within [`RESOLVE_TIMEOUT`]) and
+/// mints this call's TURN credentials (`now` in seconds since the epoch);
+/// servers that do not resolve are left out with a warning: a call never
+/// waits on DNS.
+pub(crate) async fn resolve(servers: &[IceServerUrl], now: u64) -> Vec<ResolvedServer> {
     let mut resolved = Vec::new();
     for server in servers {
         let url = describe(server);
@@ -158,7 +230,16 @@ pub(crate) async fn resolve(servers: &[IceServerUrl]) -> Vec<ResolvedServer> {
             Ok(addrs) => match addrs.into_iter().find(SocketAddr::is_ipv4) {
                 Some(addr) => resolved.push(ResolvedServer {
                     addr,
-                    role: server.role.clone(),
+                    role: match &server.role {
+                        ServerRole::Stun => ServerRole::Stun,
+                        ServerRole::Turn { transport, auth } => {
+                            let (username, password) = auth.credentials(now);
+                            ServerRole::Turn {
+                                transport: *transport,
+                                auth: TurnAuth::Static { username, password },
+                            }
+                        }
+                    },
                     url,
                 }),
                 None => tracing::warn!("{url}: no IPv4 address; not used"),
@@ -193,18 +274,23 @@ fn describe(server: &IceServerUrl) -> String {
 mod tests {
     use super::*;
 
-    fn turn(transport: TurnTransport) -> ServerRole {
-        ServerRole::Turn {
-            transport,
+    fn fixed() -> TurnAuth {
+        TurnAuth::Static {
             username: "u".into(),
             password: "p".into(),
         }
     }
 
+    fn turn(transport: TurnTransport) -> ServerRole {
+        ServerRole::Turn {
+            transport,
+            auth: fixed(),
+        }
+    }
+
     #[test]
     fn reads_every_kind_of_url() {
-        let creds = Some(("u", "p"));
-        let parsed = |url| parse_url(url, creds).unwrap();
+        let parsed = |url| parse_url(url, Some(fixed())).unwrap();
         assert_eq!(
             parsed("stun:stun.example.org"),
             IceServerUrl {
@@ -235,16 +321,36 @@ mod tests {
             "turn:h?transport=sctp",
             "turns:h?transport=udp",
         ] {
-            assert!(parse_url(url, Some(("u", "p"))).is_err(), "{url}");
+            assert!(parse_url(url, Some(fixed())).is_err(), "{url}");
         }
         let error = parse_url("turn:h", None).unwrap_err();
         assert!(error.contains("needs a username"), "{error}");
     }
 
     #[test]
+    fn mints_turn_rest_credentials_as_coturn_checks_them() {
+        // coturn accepting them is tested against a real coturn in
+        // `gather::tests`; here, their shape.
+        let (username, password) = mint("north", "alice", 1_700_000_000);
+        assert_eq!(username, "1700000000:alice");
+        assert_eq!(password.len(), 28, "base64 of a 20-byte HMAC-SHA1");
+        assert_ne!(mint("south", "alice", 1_700_000_000).1, password);
+        let minted = TurnAuth::Minted {
+            name: "cam".into(),
+            secret: "hunter2".into(),
+            lifetime: Duration::from_secs(3600),
+        };
+        assert_eq!(minted.credentials(100).0, "3700:cam");
+        assert!(
+            !format!("{minted:?}").contains("hunter2"),
+            "secrets stay out of logs"
+        );
+    }
+
+    #[test]
     fn resolves_literals_at_once() {
         let servers = [parse_url("stun:127.0.0.1:3478", None).unwrap()];
-        let resolved = smol::block_on(resolve(&servers));
+        let resolved = smol::block_on(resolve(&servers, 0));
         assert_eq!(resolved[0].addr, "127.0.0.1:3478".parse().unwrap());
         assert_eq!(resolved[0].url, "stun:127.0.0.1:3478");
     }

@@ -36,8 +36,7 @@ fn manager_recording(recorder: Arc<Recorder>) -> SessionManager {
         session: SessionConfig::new(limits, AudioCaps::default(), Vec::new()).unwrap(),
         interfaces: vec!["lo".into()],
         ports: None,
-        public_ice_servers: Vec::new(),
-        private_ice_servers: Vec::new(),
+        ice_servers: Vec::new(),
     };
     let topics = Topics::new("peercam", "cam");
     let outbox = Outbox::new(topics.clone(), recorder);

@@ -2,7 +2,7 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 
 use super::*;
-use crate::rtc::ice::servers::parse_url;
+use crate::rtc::ice::servers::{parse_url, resolve};
 
 /// A real coturn on loopback, with one long-term user; killed when dropped.
 struct Coturn {
@@ -11,8 +11,20 @@ struct Coturn {
     dir: std::path::PathBuf,
 }
 
+/// How the test coturn checks credentials.
+enum Auth {
+    /// One long-term user, `peercam:secret`.
+    User,
+    /// TURN REST credentials minted from this shared secret.
+    SharedSecret(&'static str),
+}
+
 impl Coturn {
     fn start() -> Coturn {
+        Coturn::start_with(Auth::User)
+    }
+
+    fn start_with(auth: Auth) -> Coturn {
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -30,11 +42,16 @@ impl Coturn {
             &conf,
             format!(
                 "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
-                 min-port={relay_ports}\nmax-port={}\nlt-cred-mech\nuser=peercam:secret\n\
+                 min-port={relay_ports}\nmax-port={}\n{}\n\
                  realm=peercam.test\nfingerprint\nno-tls\nno-dtls\nno-cli\n\
                  allow-loopback-peers\nlog-file=stdout\nsimple-log\npidfile={}/pid\n\
                  userdb={}/db.sqlite\n",
                 relay_ports + 50,
+                match auth {
+                    Auth::User => "lt-cred-mech\nuser=peercam:secret".to_owned(),
+                    Auth::SharedSecret(secret) =>
+                        format!("use-auth-secret\nstatic-auth-secret={secret}"),
+                },
                 dir.display(),
                 dir.display()
             ),
@@ -51,7 +68,14 @@ impl Coturn {
     }
 
     fn servers(&self, password: &str) -> Vec<ResolvedServer> {
-        let url = |u: &str| parse_url(u, Some(("peercam", password))).unwrap();
+        self.servers_with(TurnAuth::Static {
+            username: "peercam".into(),
+            password: password.into(),
+        })
+    }
+
+    fn servers_with(&self, auth: TurnAuth) -> Vec<ResolvedServer> {
+        let url = |u: &str| parse_url(u, Some(auth.clone())).unwrap();
         [
             url(&format!("stun:127.0.0.1:{}", self.port)),
             url(&format!("turn:127.0.0.1:{}", self.port)),
@@ -243,9 +267,15 @@ fn malformed_server_replies_are_dropped() {
         },
         ResolvedServer {
             addr: "127.0.0.1:3479".parse().unwrap(),
-            role: parse_url("turn:127.0.0.1:3479", Some(("u", "p")))
-                .unwrap()
-                .role,
+            role: parse_url(
+                "turn:127.0.0.1:3479",
+                Some(TurnAuth::Static {
+                    username: "u".into(),
+                    password: "p".into(),
+                }),
+            )
+            .unwrap()
+            .role,
             url: "t".into(),
         },
     ];
@@ -305,4 +335,33 @@ fn tcp_frames_are_split_and_unpadded() {
     let mut padded = channel.to_vec();
     pad_channel_data(&mut padded);
     assert_eq!(padded.len(), 12);
+}
+
+#[test]
+fn a_relay_is_allocated_with_credentials_minted_from_the_shared_secret() {
+    let coturn = Coturn::start_with(Auth::SharedSecret("lab-shared-secret"));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let minted = TurnAuth::Minted {
+        name: "door".into(),
+        secret: "lab-shared-secret".into(),
+        lifetime: Duration::from_secs(600),
+    };
+    let url = parse_url(&format!("turn:127.0.0.1:{}", coturn.port), Some(minted)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let servers = smol::block_on(resolve(&[url], now));
+    let mut gatherer = Gatherer::new(&[local], &servers, Instant::now());
+    let mut events = Vec::new();
+    drive(&mut gatherer, &socket, &mut events, |events, _| {
+        events.contains(&GatherEvent::Done)
+    });
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, GatherEvent::Candidate(c) if c.kind().to_string() == "relay")),
+        "{events:?}"
+    );
 }
