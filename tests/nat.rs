@@ -14,10 +14,17 @@ use common::viewer::{Mqtt, session_id, try_call_via};
 
 const DEVICE: &str = "natcam";
 
+/// What a call through the lab showed.
+struct Call {
+    /// The types of the candidates the device trickled.
+    kinds: Vec<String>,
+    /// The daemon's log, once it stopped.
+    log: String,
+}
+
 /// Builds the lab, starts the daemon behind `device` (gathering from coturn
-/// over STUN and TURN over UDP) and calls it from a viewer behind `viewer`;
-/// returns the device's candidate types.
-fn call_through(device: Nat, viewer: Nat) -> Vec<String> {
+/// over STUN and TURN over UDP) and calls it from a viewer behind `viewer`.
+fn call_through(device: Nat, viewer: Nat) -> Call {
     call_gathering_from(
         device,
         viewer,
@@ -29,13 +36,13 @@ fn call_through(device: Nat, viewer: Nat) -> Vec<String> {
 }
 
 /// [`call_through`] with the device gathering from `urls`.
-fn call_gathering_from(device: Nat, viewer: Nat, urls: &[&str]) -> Vec<String> {
+fn call_gathering_from(device: Nat, viewer: Nat, urls: &[&str]) -> Call {
     let urls = serde_json::to_string(urls).unwrap();
     let mut lab = Lab::new(device, viewer);
     lab.start_services();
     let ns = lab.ns("dev");
     let (user, password) = TURN_USER;
-    let _daemon = Daemon::start_in(
+    let mut daemon = Daemon::start_in(
         &["ip", "netns", "exec", &ns],
         &format!(
             r#"
@@ -61,7 +68,7 @@ control_socket = ""
         ),
         &[],
     );
-    lab.inside("view", move || {
+    let kinds = lab.inside("view", move || {
         let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
         let status = format!("peercam/{DEVICE}/status");
         mqtt.subscribe(&status);
@@ -81,31 +88,57 @@ control_socket = ""
             .filter_map(|c| c.split(" typ ").nth(1))
             .map(|t| t.split_whitespace().next().unwrap_or_default().to_owned())
             .collect()
-    })
+    });
+    Call {
+        kinds,
+        log: daemon.stop_and_log(),
+    }
+}
+
+/// The media path the daemon logged for the call.
+fn path(log: &str) -> &str {
+    log.lines()
+        .find_map(|line| line.split_once("media path ").map(|(_, path)| path))
+        .unwrap_or_else(|| panic!("no media path logged:\n{log}"))
 }
 
 #[test]
 fn port_restricted_behind_port_restricted_connects_with_the_reflexive_candidate() {
-    let kinds = call_through(Nat::PortRestricted, Nat::PortRestricted);
-    assert!(kinds.iter().any(|k| k == "srflx"), "{kinds:?}");
+    let call = call_through(Nat::PortRestricted, Nat::PortRestricted);
+    assert!(call.kinds.iter().any(|k| k == "srflx"), "{:?}", call.kinds);
+    assert!(path(&call.log).starts_with("host "), "{}", path(&call.log));
 }
 
 #[test]
 fn symmetric_behind_symmetric_connects_through_the_relay() {
-    let kinds = call_through(Nat::Symmetric, Nat::Symmetric);
-    assert!(kinds.iter().any(|k| k == "relay"), "{kinds:?}");
+    let call = call_through(Nat::Symmetric, Nat::Symmetric);
+    assert!(call.kinds.iter().any(|k| k == "relay"), "{:?}", call.kinds);
+    assert!(
+        path(&call.log).starts_with("relay ") || path(&call.log).contains("<-> relay"),
+        "a relay carries the call: {}",
+        path(&call.log)
+    );
 }
 
 #[test]
 fn a_device_whose_network_blocks_udp_connects_through_turn_over_tcp() {
-    let kinds = call_gathering_from(
+    let call = call_gathering_from(
         Nat::UdpBlocked,
         Nat::PortRestricted,
         &[&format!("turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp")],
     );
     assert_eq!(
-        kinds.iter().filter(|k| *k != "host").collect::<Vec<_>>(),
+        call.kinds
+            .iter()
+            .filter(|k| *k != "host")
+            .collect::<Vec<_>>(),
         ["relay"],
-        "{kinds:?}"
+        "{:?}",
+        call.kinds
+    );
+    assert!(
+        path(&call.log).contains("(TURN over tcp)"),
+        "{}",
+        path(&call.log)
     );
 }

@@ -609,6 +609,22 @@ impl Driver {
                     }
                 },
                 SessionOutput::Heard => self.report(SessionEvent::Heard).await,
+                SessionOutput::Path(path) => {
+                    let local = match self
+                        .gatherer
+                        .as_ref()
+                        .and_then(|g| g.relay_transport(path.local))
+                    {
+                        Some(transport) => format!("relay {} (TURN over {transport})", path.local),
+                        None => format!("host {}", path.local),
+                    };
+                    tracing::info!(
+                        "session {}: media path {local} <-> {} {}",
+                        self.id,
+                        path.remote_kind,
+                        path.remote
+                    );
+                }
                 SessionOutput::Connected => {
                     self.video = Some(self.media.video.subscribe(VIDEO_QUEUE_FRAMES));
                     if self.session.audio_use().send {

@@ -24,6 +24,8 @@ const H264_PROFILES: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42
 /// Remote candidates kept per ICE generation: a browser trickles a dozen at
 /// most; beyond this an unauthenticated sender would only grow str0m's list.
 pub(crate) const MAX_REMOTE_CANDIDATES: usize = 64;
+/// How often the session looks at which candidate pair carries the call.
+const PATH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest candidate line read: real ones are under 200 bytes.
 pub(crate) const MAX_CANDIDATE_LINE: usize = 1024;
 
@@ -188,6 +190,18 @@ impl EndReason {
     }
 }
 
+/// The candidate pair a call goes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Path {
+    /// The device's end: a media socket, or a relayed address.
+    pub(crate) local: SocketAddr,
+    /// The viewer's end.
+    pub(crate) remote: SocketAddr,
+    /// The viewer's candidate type there (`host`, `srflx`, `relay`, or
+    /// `prflx` when it was learned from the checks).
+    pub(crate) remote_kind: String,
+}
+
 /// What a session asks of its driver.
 #[derive(Debug)]
 pub(crate) enum SessionOutput {
@@ -206,6 +220,8 @@ pub(crate) enum SessionOutput {
     KeyframeRequest,
     /// The first datagram from the viewer arrived: it is really calling.
     Heard,
+    /// The call now goes over this candidate pair.
+    Path(Path),
     /// An Opus packet of the viewer's microphone arrived.
     TalkAudio {
         /// RTP timestamp at 48 kHz.
@@ -241,8 +257,12 @@ pub(crate) struct Session {
     local_ufrag: Option<String>,
     /// ICE ufrag of the latest offer: a new one starts a new generation.
     remote_ufrag: Option<String>,
-    /// Remote candidates taken in the current ICE generation.
+    /// Remote candidates taken in the current ICE generation, with their
+    /// types by address (for naming the path the call takes).
     remote_candidates: usize,
+    remote_kinds: Vec<(SocketAddr, String)>,
+    /// The candidate pair the call last went over.
+    path: Option<Path>,
     /// Whether a datagram from the viewer has arrived.
     heard: bool,
 }
@@ -263,6 +283,7 @@ impl Session {
         // Opus is always enabled so an audio m-line is answered (inactive
         // when the device has no audio) rather than rejected.
         let mut builder = Rtc::builder()
+            .set_stats_interval(Some(PATH_CHECK_INTERVAL))
             .set_dtls_cert(config.dtls_cert.clone())
             .clear_codecs()
             .enable_opus(true, false);
@@ -303,6 +324,8 @@ impl Session {
             local_ufrag: None,
             remote_ufrag,
             remote_candidates: 0,
+            remote_kinds: Vec::new(),
+            path: None,
             heard: false,
         };
         session.settle(now);
@@ -334,6 +357,7 @@ impl Session {
         if ufrag != self.remote_ufrag {
             self.remote_ufrag = ufrag;
             self.remote_candidates = 0;
+            self.remote_kinds.clear();
         }
         self.settle(now);
         for mid in mids {
@@ -441,6 +465,7 @@ impl Session {
         }
         self.remote_candidates += 1;
         let addr = parsed.addr();
+        self.remote_kinds.push((addr, parsed.kind().to_string()));
         self.rtc.add_remote_candidate(parsed);
         Ok(Some(addr))
     }
@@ -586,6 +611,25 @@ impl Session {
                 Some(SessionOutput::Connected)
             }
             Event::KeyframeRequest(_) => Some(SessionOutput::KeyframeRequest),
+            Event::PeerStats(stats) => {
+                let pair = stats.selected_candidate_pair?;
+                let remote_kind = self
+                    .remote_kinds
+                    .iter()
+                    .find(|(addr, _)| *addr == pair.remote.addr)
+                    .map_or("prflx", |(_, kind)| kind.as_str())
+                    .to_owned();
+                let path = Path {
+                    local: pair.local.addr,
+                    remote: pair.remote.addr,
+                    remote_kind,
+                };
+                if self.path.as_ref() == Some(&path) {
+                    return None;
+                }
+                self.path = Some(path.clone());
+                Some(SessionOutput::Path(path))
+            }
             Event::Closed => {
                 self.end(EndReason::Closed);
                 None

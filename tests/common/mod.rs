@@ -97,6 +97,19 @@ impl Daemon {
         None
     }
 
+    /// Stops the daemon (SIGTERM, then waits) and returns its log.
+    pub(crate) fn stop_and_log(&mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(stderr) = self.child.stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        log
+    }
+
     /// The daemon's resident memory now, in KiB.
     pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

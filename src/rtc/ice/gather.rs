@@ -363,6 +363,13 @@ impl Gatherer {
         self.progress(now);
     }
 
+    /// How the relay whose relayed address is `addr` reaches its server
+    /// (`udp` or `tcp`), if `addr` is one.
+    pub(crate) fn relay_transport(&self, addr: SocketAddr) -> Option<&'static str> {
+        let relay = self.relays.iter().find(|r| r.relayed == Some(addr))?;
+        Some(if relay.stream.is_some() { "tcp" } else { "udp" })
+    }
+
     /// Whether `addr` is one of this session's relayed addresses.
     pub(crate) fn is_relayed(&self, addr: SocketAddr) -> bool {
         self.relays.iter().any(|r| r.relayed == Some(addr))
