@@ -28,6 +28,13 @@ enum Command {
         #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
         config: PathBuf,
     },
+    /// How this network treats WebRTC (RFC 5780 against the configured STUN
+    /// server, TURN allocations), and which viewers need a relay.
+    Nat {
+        /// Configuration file naming the STUN/TURN servers.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+    },
     /// Ring the doorbell of the running daemon (through its control socket).
     Ring {
         /// Configuration file naming the control socket.
@@ -101,6 +108,16 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Nat { config } => match crate::nat::run(&config) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { config } => {
             let findings = crate::check::run(&config);
             print!("{}", crate::check::render(&config, &findings));

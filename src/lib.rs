@@ -18,6 +18,7 @@ mod daemon;
 mod doorbell;
 mod http;
 mod media;
+mod nat;
 mod rtc;
 mod service;
 mod signal;

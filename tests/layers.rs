@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("control", 4),
     ("doorbell", 4),
     ("http", 4),
+    ("nat", 4),
     ("service", 4),
     ("check", 5),
     ("daemon", 5),

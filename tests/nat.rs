@@ -142,3 +142,80 @@ fn a_device_whose_network_blocks_udp_connects_through_turn_over_tcp() {
         path(&call.log)
     );
 }
+
+/// `peercam nat` run on the device's side of a lab whose device NAT is `device`.
+fn nat_report(device: Nat) -> String {
+    let mut lab = Lab::new(device, Nat::PortRestricted);
+    lab.start_services();
+    let dir = common::TempDir::new("nat");
+    let config = dir.0.join("peercam.toml");
+    let (user, password) = TURN_USER;
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[webrtc.ice_servers]]
+urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}",
+        "turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp"]
+username = "{user}"
+credential = "{password}"
+"#
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.ns("dev")])
+        .arg(env!("CARGO_BIN_EXE_peercam"))
+        .args(["nat", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
+#[test]
+fn peercam_nat_tells_each_nat_of_the_lab_apart() {
+    let home = nat_report(Nat::PortRestricted);
+    assert!(home.contains("mapping: endpoint-independent"), "{home}");
+    assert!(
+        home.contains("filtering: address-and-port-dependent"),
+        "{home}"
+    );
+    assert!(home.contains("except from symmetric NATs"), "{home}");
+    assert!(
+        home.lines()
+            .filter(|l| l.starts_with("TURN over") && l.contains("relay allocated"))
+            .count()
+            == 2,
+        "over UDP and TCP: {home}"
+    );
+    let carrier = nat_report(Nat::Symmetric);
+    assert!(
+        carrier.contains("mapping: address-and-port-dependent (symmetric)"),
+        "{carrier}"
+    );
+    assert!(carrier.contains("need a relay"), "{carrier}");
+    let blocked = nat_report(Nat::UdpBlocked);
+    assert!(blocked.contains("UDP: blocked"), "{blocked}");
+    let line = |prefix: &str| {
+        blocked
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("TURN over TCP").contains("relay allocated"),
+        "TURN over TCP still works: {blocked}"
+    );
+    assert!(
+        !line("TURN over UDP").contains("relay allocated"),
+        "TURN over UDP does not: {blocked}"
+    );
+}

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 
 /// The public address of the services (Mosquitto, coturn).
 pub(crate) const PUBLIC_SERVICES: &str = "198.51.100.1";
+/// coturn's second address, for RFC 5780 behaviour discovery.
+const PUBLIC_SERVICES_OTHER: &str = "198.51.100.4";
 /// The device's address inside its LAN.
 pub(crate) const DEVICE_LAN_IP: &str = "10.77.1.2";
 /// The viewer's address inside its LAN.
@@ -62,6 +64,15 @@ impl Lab {
             "addr",
             "add",
             &format!("{PUBLIC_SERVICES}/24"),
+            "dev",
+            "br0",
+        ]);
+        ip(&[
+            "-n",
+            &public,
+            "addr",
+            "add",
+            &format!("{PUBLIC_SERVICES_OTHER}/24"),
             "dev",
             "br0",
         ]);
@@ -205,10 +216,12 @@ table ip filter {{
         std::fs::write(
             &turn,
             format!(
-                "listening-ip={PUBLIC_SERVICES}\nrelay-ip={PUBLIC_SERVICES}\n\
-                 listening-port={TURN_PORT}\nmin-port=49152\nmax-port=49999\nlt-cred-mech\n\
+                "listening-ip={PUBLIC_SERVICES}\nlistening-ip={PUBLIC_SERVICES_OTHER}\n\
+                 relay-ip={PUBLIC_SERVICES}\nlistening-port={TURN_PORT}\n\
+                 alt-listening-port={}\nmin-port=49152\nmax-port=49999\nlt-cred-mech\n\
                  user={}:{}\nrealm=lab.test\nfingerprint\nno-tls\nno-dtls\nno-cli\n\
                  log-file=stdout\nsimple-log\npidfile={}/turn.pid\nuserdb={}/turn.sqlite\n",
+                TURN_PORT + 1,
                 TURN_USER.0,
                 TURN_USER.1,
                 self.dir.0.display(),
