@@ -130,6 +130,7 @@ pub(crate) fn run(config_path: &Path) -> Vec<Finding> {
         findings.extend(check_video(config));
         findings.push(check_network(config));
         findings.push(check_broker(config));
+        findings.extend(check_nat(config));
     }
     findings.extend(check_audio(config.as_ref()));
     if let Some(config) = &config {
@@ -263,6 +264,52 @@ fn check_network(config: &Config) -> Finding {
         let list: Vec<String> = chosen.iter().map(ToString::to_string).collect();
         Finding::ok("network", format!("media on {}", list.join(", ")))
     }
+}
+
+/// The NAT in front of the device and each TURN server's relay (the
+/// summary of `peercam nat`), when ICE servers are configured.
+fn check_nat(config: &Config) -> Vec<Finding> {
+    if config.webrtc.ice_servers.is_empty() {
+        return Vec::new();
+    }
+    let probe = match crate::nat::probe(config) {
+        Ok(probe) => probe,
+        Err(e) => {
+            return vec![Finding::problem(
+                Level::Warn,
+                "nat",
+                format!("{e:#}"),
+                "check the URLs in [[webrtc.ice_servers]]",
+            )];
+        }
+    };
+    let mut findings = Vec::new();
+    if let Some((behaviour, _)) = &probe.behaviour {
+        let summary = crate::nat::summary(behaviour);
+        findings.push(match behaviour {
+            crate::nat::Behaviour::UdpBlocked => Finding::problem(
+                Level::Warn,
+                "nat",
+                summary,
+                "viewers can only connect through TURN over TCP or TLS: add \
+                 turn:…?transport=tcp to [[webrtc.ice_servers]]",
+            ),
+            _ => Finding::ok("nat", format!("{summary} (`peercam nat` tells more)")),
+        });
+    }
+    for (server, outcome) in probe.relays {
+        findings.push(match outcome {
+            Ok(relayed) => Finding::ok("turn", format!("{server}: relay at {relayed}")),
+            Err(why) => Finding::problem(
+                Level::Fail,
+                "turn",
+                format!("{server}: {why}"),
+                "check the server's address and the entry's username/credential (or secret, \
+                 for coturn's use-auth-secret)",
+            ),
+        });
+    }
+    findings
 }
 
 fn check_broker(config: &Config) -> Finding {

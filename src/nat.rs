@@ -205,9 +205,24 @@ pub(crate) fn verdict(behaviour: &Behaviour, relay_works: bool) -> String {
     text
 }
 
-/// Runs the tests for the configuration at `path`; returns the report.
-pub(crate) fn run(path: &std::path::Path) -> anyhow::Result<String> {
-    let config = Config::load(path)?;
+/// What the tests found for one configuration.
+pub(crate) struct Probe {
+    /// The STUN server's view, if one is configured.
+    pub(crate) behaviour: Option<(Behaviour, Observations)>,
+    /// Each TURN server (as `TURN over <transport> host:port`) and whether
+    /// it allocated a relay (its relayed address) or why not.
+    pub(crate) relays: Vec<(String, Result<SocketAddr, String>)>,
+}
+
+impl Probe {
+    /// Whether some TURN server allocated a relay.
+    pub(crate) fn relay_works(&self) -> bool {
+        self.relays.iter().any(|(_, outcome)| outcome.is_ok())
+    }
+}
+
+/// Runs the tests against the servers of `config`.
+pub(crate) fn probe(config: &Config) -> anyhow::Result<Probe> {
     let mut stun = None;
     let mut turns = Vec::new();
     for server in &config.webrtc.ice_servers {
@@ -216,47 +231,89 @@ pub(crate) fn run(path: &std::path::Path) -> anyhow::Result<String> {
             match servers::parse_url(url, auth.clone()) {
                 Ok(parsed) if parsed.role == ServerRole::Stun => stun = stun.or(Some(parsed)),
                 Ok(parsed) => turns.push(parsed),
-                Err(e) => bail!("{}: webrtc.ice_servers: {e}", path.display()),
+                Err(e) => bail!("webrtc.ice_servers: {e}"),
             }
         }
     }
-    let Some(stun) = stun else {
+    let now = crate::signal::protocol::unix_seconds(SystemTime::now());
+    let behaviour = match stun {
+        Some(stun) => {
+            let server = smol::block_on(servers::resolve(std::slice::from_ref(&stun), now))
+                .pop()
+                .with_context(|| format!("cannot resolve {}", stun.host))?;
+            let seen = observe(server.addr)?;
+            Some((classify(&seen), seen))
+        }
+        None => None,
+    };
+    let relays = turns
+        .iter()
+        .map(|turn| {
+            let transport = match &turn.role {
+                ServerRole::Turn {
+                    transport: TurnTransport::Tcp,
+                    ..
+                } => "TCP",
+                ServerRole::Turn {
+                    transport: TurnTransport::Tls,
+                    ..
+                } => "TLS",
+                _ => "UDP",
+            };
+            let label = format!("TURN over {transport} {}:{}", turn.host, turn.port);
+            (label, allocate(turn, now).map_err(|e| format!("{e:#}")))
+        })
+        .collect();
+    Ok(Probe { behaviour, relays })
+}
+
+/// Runs the tests for the configuration at `path`; returns the report.
+pub(crate) fn run(path: &std::path::Path) -> anyhow::Result<String> {
+    let config = Config::load(path)?;
+    let probe = probe(&config).with_context(|| path.display().to_string())?;
+    let Some((behaviour, seen)) = &probe.behaviour else {
         bail!(
             "{}: no stun: server in [[webrtc.ice_servers]]: add one (your TURN server usually \
              answers STUN too, e.g. stun:turn.example.org:3478)",
             path.display()
         );
     };
-    let now = crate::signal::protocol::unix_seconds(SystemTime::now());
-    let server = smol::block_on(servers::resolve(std::slice::from_ref(&stun), now))
-        .pop()
-        .with_context(|| format!("cannot resolve {}", stun.host))?;
-    let seen = observe(server.addr)?;
-    let behaviour = classify(&seen);
-    let mut report = describe(&behaviour, &seen);
-    let mut relay_works = false;
-    for turn in &turns {
-        let outcome = allocate(turn, now);
-        relay_works |= outcome.is_ok();
-        let transport = match &turn.role {
-            ServerRole::Turn {
-                transport: TurnTransport::Tcp,
-                ..
-            } => "TCP",
-            ServerRole::Turn {
-                transport: TurnTransport::Tls,
-                ..
-            } => "TLS",
-            _ => "UDP",
-        };
-        let server = format!("TURN over {transport} {}:{}", turn.host, turn.port);
+    let mut report = describe(behaviour, seen);
+    for (server, outcome) in &probe.relays {
         report.push_str(&match outcome {
             Ok(relayed) => format!("{server}: relay allocated at {relayed}\n"),
-            Err(e) => format!("{server}: {e:#}\n"),
+            Err(e) => format!("{server}: {e}\n"),
         });
     }
-    report.push_str(&format!("\n{}\n", verdict(&behaviour, relay_works)));
+    report.push_str(&format!("\n{}\n", verdict(behaviour, probe.relay_works())));
     Ok(report)
+}
+
+/// The NAT behaviour in a few words, for `peercam check`.
+pub(crate) fn summary(behaviour: &Behaviour) -> String {
+    match behaviour {
+        Behaviour::UdpBlocked => "UDP is blocked".into(),
+        Behaviour::Partial { public, behind_nat } => {
+            format!(
+                "public address {public} ({})",
+                if *behind_nat {
+                    "behind a NAT"
+                } else {
+                    "no NAT"
+                }
+            )
+        }
+        Behaviour::Known {
+            public, mapping, ..
+        } => format!(
+            "public address {public}, {}",
+            match mapping {
+                Mapping::NoNat => "no NAT",
+                Mapping::EndpointIndependent => "hole punching works",
+                _ => "symmetric NAT: most viewers need a relay",
+            }
+        ),
+    }
 }
 
 /// The findings, one per line.

@@ -219,3 +219,51 @@ fn peercam_nat_tells_each_nat_of_the_lab_apart() {
         "TURN over UDP does not: {blocked}"
     );
 }
+
+#[test]
+fn peercam_check_names_the_nat_and_a_wrong_turn_password() {
+    let mut lab = Lab::new(Nat::PortRestricted, Nat::PortRestricted);
+    lab.start_services();
+    let dir = common::TempDir::new("check");
+    let config = dir.0.join("peercam.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[mqtt]
+broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
+[[webrtc.ice_servers]]
+urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
+username = "{}"
+credential = "not-the-password"
+[http]
+listen = ""
+[doorbell]
+control_socket = ""
+"#,
+            TURN_USER.0
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.ns("dev")])
+        .arg(env!("CARGO_BIN_EXE_peercam"))
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "a relay that fails fails the check: {report}"
+    );
+    assert!(report.contains("hole punching works"), "{report}");
+    let turn = report
+        .lines()
+        .skip_while(|l| !l.contains("TURN over UDP"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(turn.contains("wrong credentials"), "{report}");
+    assert!(turn.contains("username/credential"), "the fix: {report}");
+}
