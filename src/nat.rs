@@ -468,7 +468,7 @@ fn allocate(turn: &IceServerUrl, now: u64) -> anyhow::Result<SocketAddr> {
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
     let local = socket.local_addr()?;
     let started = Instant::now();
-    let mut gatherer = Gatherer::new(&[local], std::slice::from_ref(&server), started);
+    let mut gatherer = Gatherer::new(&[local], std::slice::from_ref(&server), 0, started);
     let mut tcp: Option<(usize, TcpStream)> = None;
     let mut buf = [0u8; 4096];
     while started.elapsed() < ALLOCATION_WAIT {

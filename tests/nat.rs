@@ -267,3 +267,67 @@ control_socket = ""
     assert!(turn.contains("wrong credentials"), "{report}");
     assert!(turn.contains("username/credential"), "the fix: {report}");
 }
+
+#[test]
+fn a_relayed_call_survives_its_turn_server_restarting_through_an_ice_restart() {
+    let mut lab = Lab::new(Nat::Symmetric, Nat::Symmetric);
+    lab.start_services();
+    let ns = lab.ns("dev");
+    let (user, password) = TURN_USER;
+    let mut daemon = Daemon::start_in(
+        &["ip", "netns", "exec", &ns],
+        &format!(
+            r#"
+[device]
+id = "{DEVICE}"
+[mqtt]
+broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
+[video]
+width = 320
+height = 240
+bitrate_kbps = 300
+[webrtc]
+interfaces = ["{DEVICE_LAN_IP}"]
+[[webrtc.ice_servers]]
+urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
+username = "{user}"
+credential = "{password}"
+[http]
+listen = ""
+[doorbell]
+control_socket = ""
+"#
+        ),
+        &[],
+    );
+    let (mqtt, session, mut viewer) = lab.inside("view", || {
+        let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
+        let status = format!("peercam/{DEVICE}/status");
+        mqtt.subscribe(&status);
+        mqtt.wait_for(&status, Duration::from_secs(30), |v| v["online"] == true);
+        let stun = format!("{PUBLIC_SERVICES}:{TURN_PORT}").parse().unwrap();
+        let session = session_id();
+        let (mut viewer, _) = try_call_via(&mqtt, DEVICE, &session, VIEWER_LAN_IP, Some(stun))
+            .unwrap_or_else(|error| panic!("refused: {error}"));
+        assert_eq!(viewer.receive(10, Duration::from_secs(30)).len(), 10);
+        (mqtt, session, viewer)
+    });
+    lab.restart_turn();
+    let resumed = lab.inside("view", move || {
+        let candidates = viewer
+            .restart_ice(&mqtt, DEVICE, &session)
+            .unwrap_or_else(|error| panic!("restart refused: {error}"));
+        assert!(
+            candidates.iter().any(|c| c.contains("typ relay")),
+            "a new relay: {candidates:?}"
+        );
+        // Two seconds of video: the device names its path once a second.
+        viewer.receive(60, Duration::from_secs(30)).len()
+    });
+    assert_eq!(resumed, 60, "video came back on the same call");
+    let log = daemon.stop_and_log();
+    assert!(
+        log.matches("media path relay").count() + log.matches("<-> relay").count() >= 2,
+        "{log}"
+    );
+}

@@ -171,8 +171,11 @@ struct Driver {
     reports: async_channel::Sender<SessionReport>,
     /// The inputs of one sweep, kept so the media path allocates nothing.
     ready: Vec<Wake>,
-    /// Gathering from the STUN/TURN servers, once they resolved.
+    /// The STUN/TURN servers, once resolved, and the gathering from them.
+    servers: Vec<ResolvedServer>,
     gatherer: Option<Gatherer>,
+    /// The number the next gatherer's first TCP connection gets.
+    next_stream: StreamId,
     /// Whether end-of-candidates went out (or nothing is gathered at all).
     gathering_done: bool,
     /// TCP connections to TURN servers, and where their tasks report.
@@ -205,7 +208,9 @@ impl Driver {
             holds_floor: false,
             reports,
             ready: Vec::new(),
+            servers: Vec::new(),
             gatherer: None,
+            next_stream: 0,
             gathering_done: true,
             streams: HashMap::new(),
             stream_events: async_channel::bounded(DATAGRAM_QUEUE),
@@ -294,6 +299,27 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Starts gathering from the resolved servers on every media socket.
+    fn gather(&mut self) {
+        let locals: Vec<SocketAddr> = self
+            .sockets
+            .iter()
+            .filter_map(|s| s.get_ref().local_addr().ok())
+            .collect();
+        for (_, tcp) in self.streams.drain() {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        }
+        self.gathering_done = false;
+        let first_stream = self.next_stream;
+        self.next_stream += self.servers.len();
+        self.gatherer = Some(Gatherer::new(
+            &locals,
+            &self.servers,
+            first_stream,
+            Instant::now(),
+        ));
     }
 
     /// Releases the session's TURN allocations, within [`CLOSE_FLUSH`].
@@ -528,12 +554,8 @@ impl Driver {
             }
             Wake::Stream(event) => self.on_stream(event),
             Wake::Resolved(servers) => {
-                let locals: Vec<SocketAddr> = self
-                    .sockets
-                    .iter()
-                    .filter_map(|s| s.get_ref().local_addr().ok())
-                    .collect();
-                self.gatherer = Some(Gatherer::new(&locals, &servers, Instant::now()));
+                self.servers = servers;
+                self.gather();
             }
             Wake::Frame(frame) => self.session.write_video(&frame),
             Wake::Audio(packet) => self.session.write_audio(&packet),
@@ -560,6 +582,15 @@ impl Driver {
             Wake::Control(Control::Offer(sdp)) => {
                 match self.session.renegotiate(&sdp, Instant::now()) {
                     Ok(mut answer) => {
+                        // A new ICE generation gathers anew: the relay of
+                        // the old one may be what failed (a TURN server gone).
+                        if answer.ice_restart && self.gatherer.is_some() {
+                            if let Some(old) = &mut self.gatherer {
+                                old.close(Instant::now());
+                            }
+                            self.send_to_servers().await;
+                            self.gather();
+                        }
                         answer.complete = self.gathering_done;
                         self.report(SessionEvent::Answered(answer)).await;
                         self.request_keyframe();

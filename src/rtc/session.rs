@@ -86,6 +86,8 @@ pub(crate) struct Answer {
     /// Whether these are all the candidates (end-of-candidates follows at
     /// once) or gathering goes on and trickles more.
     pub(crate) complete: bool,
+    /// Whether the offer restarted ICE (a new generation of candidates).
+    pub(crate) ice_restart: bool,
 }
 
 /// Why a session refused an offer or a candidate.
@@ -354,7 +356,8 @@ impl Session {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| Refusal::Malformed(format!("The offer was refused: {e}.")))?;
-        if ufrag != self.remote_ufrag {
+        let ice_restart = ufrag != self.remote_ufrag;
+        if ice_restart {
             self.remote_ufrag = ufrag;
             self.remote_candidates = 0;
             self.remote_kinds.clear();
@@ -363,7 +366,9 @@ impl Session {
         for mid in mids {
             self.consider_media(mid);
         }
-        Ok(self.finish_answer(answer.to_sdp_string()))
+        let mut answer = self.finish_answer(answer.to_sdp_string());
+        answer.ice_restart = ice_restart;
+        Ok(answer)
     }
 
     /// Notes the answer's ICE ufrag, bounds its audio by the device's caps
@@ -385,6 +390,7 @@ impl Session {
             candidates,
             mid: self.bundle_mid(),
             complete: true,
+            ice_restart: false,
         }
     }
 
@@ -916,6 +922,7 @@ mod tests {
                 candidates,
                 mid,
                 complete,
+                ..
             },
         ) = Session::accept(
             &offer(&[MediaKind::Video, MediaKind::Audio]),

@@ -235,6 +235,16 @@ table ip filter {{
         self.spawn("pub", &["turnserver", "-c", &turn]);
     }
 
+    /// Kills coturn (every allocation on it is gone) and starts it again.
+    pub(crate) fn restart_turn(&mut self) {
+        let mut coturn = self.services.remove(1);
+        let _ = coturn.kill();
+        let _ = coturn.wait();
+        let turn = self.dir.0.join("turn.conf");
+        let turn = turn.to_str().unwrap().to_owned();
+        self.spawn("pub", &["turnserver", "-c", &turn]);
+    }
+
     fn spawn(&mut self, ns: &str, command: &[&str]) {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(ns)])

@@ -151,6 +151,8 @@ pub(crate) struct Viewer {
     pub(crate) rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
+    /// The candidates this viewer trickles.
+    candidates: Vec<Candidate>,
 }
 
 impl Viewer {
@@ -172,7 +174,17 @@ impl Viewer {
         socket
             .set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
-        (Viewer { rtc, socket, local }, offer, pending)
+        let candidates = vec![Candidate::host(local, Protocol::Udp).unwrap()];
+        (
+            Viewer {
+                rtc,
+                socket,
+                local,
+                candidates,
+            },
+            offer,
+            pending,
+        )
     }
 
     /// This viewer's public address as STUN server `stun` sees it
@@ -298,44 +310,79 @@ pub(crate) fn try_call_via(
     let inbound = format!("peercam/{device}/in/{session}");
     mqtt.subscribe(&out);
     let (mut viewer, offer, pending) = Viewer::on(ip);
-    let mut locals = vec![Candidate::host(viewer.local, Protocol::Udp).unwrap()];
     if let Some(stun) = stun {
         let mapped = viewer.reflexive_address(stun);
         let reflexive = Candidate::server_reflexive(mapped, viewer.local, Protocol::Udp).unwrap();
         viewer.rtc.add_local_candidate(reflexive.clone());
-        locals.push(reflexive);
+        viewer.candidates.push(reflexive);
     }
-    mqtt.publish(
-        &inbound,
-        &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
-    );
-    let answer = mqtt.wait_for(&out, Duration::from_secs(10), |v| {
-        v["type"] == "answer" || v["type"] == "error"
-    });
-    if answer["type"] == "error" {
-        return Err(answer);
-    }
-    let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
-    viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-    for local in locals {
-        mqtt.publish(
-            &inbound,
-            &json!({"v":1,"type":"candidate","candidate":local.to_sdp_string(),"sdpMid":"0","sdpMLineIndex":0}),
-        );
-    }
-    let mut device_candidates = Vec::new();
-    loop {
-        let candidate = mqtt.wait_for(&out, CANDIDATES_WAIT, |v| v["type"] == "candidate");
-        let line = candidate["candidate"].as_str().unwrap();
-        if line.is_empty() {
-            break;
-        }
-        viewer
-            .rtc
-            .add_remote_candidate(Candidate::from_sdp_string(line).unwrap());
-        device_candidates.push(line.to_owned());
-    }
+    let device_candidates = viewer.negotiate(mqtt, &out, &inbound, offer, pending)?;
     Ok((viewer, device_candidates))
+}
+
+impl Viewer {
+    /// Restarts ICE on the live call (as a browser does when its path
+    /// fails): a new offer on the same session, the answer, candidates.
+    /// Returns the device's candidates of the new generation.
+    pub(crate) fn restart_ice(
+        &mut self,
+        mqtt: &Mqtt,
+        device: &str,
+        session: &str,
+    ) -> Result<Vec<String>, Value> {
+        let out = format!("peercam/{device}/out/{session}");
+        let inbound = format!("peercam/{device}/in/{session}");
+        let mut change = self.rtc.sdp_api();
+        change.ice_restart(true);
+        let (offer, pending) = change.apply().unwrap();
+        self.negotiate(mqtt, &out, &inbound, offer, pending)
+    }
+
+    /// Offers, takes the answer, trickles this viewer's candidates and
+    /// takes the device's up to end-of-candidates; returns the device's.
+    fn negotiate(
+        &mut self,
+        mqtt: &Mqtt,
+        out: &str,
+        inbound: &str,
+        offer: SdpOffer,
+        pending: str0m::change::SdpPendingOffer,
+    ) -> Result<Vec<String>, Value> {
+        let viewer = self;
+        mqtt.publish(
+            inbound,
+            &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
+        );
+        let answer = mqtt.wait_for(out, Duration::from_secs(10), |v| {
+            v["type"] == "answer" || v["type"] == "error"
+        });
+        if answer["type"] == "error" {
+            return Err(answer);
+        }
+        let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
+        viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let ufrag = viewer.rtc.direct_api().local_ice_credentials().ufrag;
+        for local in &viewer.candidates {
+            mqtt.publish(
+                inbound,
+                &json!({"v":1,"type":"candidate","candidate":local.to_sdp_string(),
+                    "sdpMid":"0","sdpMLineIndex":0,"usernameFragment":ufrag}),
+            );
+        }
+        let mut device_candidates = Vec::new();
+        loop {
+            let candidate = mqtt.wait_for(out, CANDIDATES_WAIT, |v| v["type"] == "candidate");
+            let line = candidate["candidate"].as_str().unwrap();
+            if line.is_empty() {
+                break;
+            }
+            viewer
+                .rtc
+                .add_remote_candidate(Candidate::from_sdp_string(line).unwrap());
+            device_candidates.push(line.to_owned());
+        }
+        Ok(device_candidates)
+    }
 }
 
 /// How long the device may take to trickle all its candidates: its

@@ -143,7 +143,14 @@ impl Gatherer {
     /// STUN and TURN over UDP from each socket, TURN over TCP once per
     /// server (the relay serves every socket's pairs). TLS is not built yet
     /// and is left out with a warning.
-    pub(crate) fn new(locals: &[SocketAddr], servers: &[ResolvedServer], now: Instant) -> Self {
+    /// TCP connections are numbered from `first_stream`, so numbers stay
+    /// unique across the gatherers of one session.
+    pub(crate) fn new(
+        locals: &[SocketAddr],
+        servers: &[ResolvedServer],
+        first_stream: StreamId,
+        now: Instant,
+    ) -> Self {
         let mut bindings = Vec::new();
         let mut relays = Vec::new();
         let mut outgoing = VecDeque::new();
@@ -184,7 +191,7 @@ impl Gatherer {
                     relay(Some(TurnClient::Udp(client)), None, None)
                 })),
                 TurnTransport::Tcp => {
-                    let stream = relays.len();
+                    let stream = first_stream + relays.len();
                     outgoing.push_back(ToServer::Connect {
                         stream,
                         server: server.addr,

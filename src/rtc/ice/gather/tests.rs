@@ -152,7 +152,7 @@ fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
     let coturn = Coturn::start();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
-    let mut gatherer = Gatherer::new(&[local], &coturn.servers("secret"), Instant::now());
+    let mut gatherer = Gatherer::new(&[local], &coturn.servers("secret"), 0, Instant::now());
     let mut events = Vec::new();
     drive(&mut gatherer, &socket, &mut events, |events, _| {
         events.contains(&GatherEvent::Done)
@@ -246,7 +246,7 @@ fn wrong_credentials_and_dead_servers_end_gathering_without_candidates() {
         url: "dead".into(),
     });
     let started = Instant::now();
-    let mut gatherer = Gatherer::new(&[local], &servers, started);
+    let mut gatherer = Gatherer::new(&[local], &servers, 0, started);
     let mut events = Vec::new();
     drive(&mut gatherer, &socket, &mut events, |events, _| {
         events.contains(&GatherEvent::Done)
@@ -280,7 +280,7 @@ fn malformed_server_replies_are_dropped() {
         },
     ];
     let now = Instant::now();
-    let mut gatherer = Gatherer::new(&[local], &servers, now);
+    let mut gatherer = Gatherer::new(&[local], &servers, 0, now);
     for garbage in [
         &b""[..],
         b"\x00\x01\x00\x00",
@@ -353,7 +353,7 @@ fn a_relay_is_allocated_with_credentials_minted_from_the_shared_secret() {
         .unwrap()
         .as_secs();
     let servers = smol::block_on(resolve(&[url], now));
-    let mut gatherer = Gatherer::new(&[local], &servers, Instant::now());
+    let mut gatherer = Gatherer::new(&[local], &servers, 0, Instant::now());
     let mut events = Vec::new();
     drive(&mut gatherer, &socket, &mut events, |events, _| {
         events.contains(&GatherEvent::Done)
