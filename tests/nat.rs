@@ -7,10 +7,8 @@ use std::time::Duration;
 mod common;
 
 use common::Daemon;
-use common::lab::{
-    DEVICE_LAN_IP, Lab, MQTT_PORT, Nat, PUBLIC_SERVICES, TURN_PORT, TURN_USER, VIEWER_LAN_IP,
-};
-use common::viewer::{Mqtt, session_id, try_call_via};
+use common::lab::{Lab, MQTT_PORT, Nat, PUBLIC_SERVICES, TURN_PORT, TURN_USER};
+use common::viewer::{Mqtt, session_id, try_call_trickling, try_call_via};
 
 const DEVICE: &str = "natcam";
 
@@ -41,6 +39,7 @@ fn call_gathering_from(device: Nat, viewer: Nat, urls: &[&str]) -> Call {
     let mut lab = Lab::new(device, viewer);
     lab.start_services();
     let ns = lab.ns("dev");
+    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
     let (user, password) = TURN_USER;
     let mut daemon = Daemon::start_in(
         &["ip", "netns", "exec", &ns],
@@ -55,7 +54,7 @@ width = 320
 height = 240
 bitrate_kbps = 300
 [webrtc]
-interfaces = ["{DEVICE_LAN_IP}"]
+interfaces = ["{device_ip}"]
 [[webrtc.ice_servers]]
 urls = {urls}
 username = "{user}"
@@ -75,7 +74,7 @@ control_socket = ""
         mqtt.wait_for(&status, Duration::from_secs(30), |v| v["online"] == true);
         let stun = format!("{PUBLIC_SERVICES}:{TURN_PORT}").parse().unwrap();
         let (mut call, candidates) =
-            try_call_via(&mqtt, DEVICE, &session_id(), VIEWER_LAN_IP, Some(stun))
+            try_call_via(&mqtt, DEVICE, &session_id(), &viewer_ip, Some(stun))
                 .unwrap_or_else(|error| panic!("refused: {error}"));
         let frames = call.receive(10, Duration::from_secs(30));
         assert_eq!(
@@ -273,6 +272,7 @@ fn a_relayed_call_survives_its_turn_server_restarting_through_an_ice_restart() {
     let mut lab = Lab::new(Nat::Symmetric, Nat::Symmetric);
     lab.start_services();
     let ns = lab.ns("dev");
+    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
     let (user, password) = TURN_USER;
     let mut daemon = Daemon::start_in(
         &["ip", "netns", "exec", &ns],
@@ -287,7 +287,7 @@ width = 320
 height = 240
 bitrate_kbps = 300
 [webrtc]
-interfaces = ["{DEVICE_LAN_IP}"]
+interfaces = ["{device_ip}"]
 [[webrtc.ice_servers]]
 urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
 username = "{user}"
@@ -300,14 +300,14 @@ control_socket = ""
         ),
         &[],
     );
-    let (mqtt, session, mut viewer) = lab.inside("view", || {
+    let (mqtt, session, mut viewer) = lab.inside("view", move || {
         let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
         let status = format!("peercam/{DEVICE}/status");
         mqtt.subscribe(&status);
         mqtt.wait_for(&status, Duration::from_secs(30), |v| v["online"] == true);
         let stun = format!("{PUBLIC_SERVICES}:{TURN_PORT}").parse().unwrap();
         let session = session_id();
-        let (mut viewer, _) = try_call_via(&mqtt, DEVICE, &session, VIEWER_LAN_IP, Some(stun))
+        let (mut viewer, _) = try_call_via(&mqtt, DEVICE, &session, &viewer_ip, Some(stun))
             .unwrap_or_else(|error| panic!("refused: {error}"));
         assert_eq!(viewer.receive(10, Duration::from_secs(30)).len(), 10);
         (mqtt, session, viewer)
@@ -330,4 +330,150 @@ control_socket = ""
         log.matches("media path relay").count() + log.matches("<-> relay").count() >= 2,
         "{log}"
     );
+}
+
+/// The full matrix (a benchmark: `bench/nat-matrix`; it prints, it does
+/// not assert): every device NAT against every viewer NAT, with what
+/// connected, over which path, how fast, and what gathering and a relayed
+/// call cost.
+#[test]
+#[ignore = "benchmark: bench/nat-matrix"]
+fn nat_matrix() {
+    let devices = [
+        Nat::None,
+        Nat::FullCone,
+        Nat::PortRestricted,
+        Nat::Symmetric,
+        Nat::UdpBlocked,
+        Nat::Carrier,
+    ];
+    let viewers = [
+        Nat::None,
+        Nat::FullCone,
+        Nat::PortRestricted,
+        Nat::Symmetric,
+    ];
+    println!(
+        "{:<16} {:<16} {:<9} {:>8} {:>8} {:>8} {:>7} {:>6}  path",
+        "device", "viewer", "decoded", "ttff ms", "srflx ms", "relay ms", "rtt ms", "cpu %"
+    );
+    for device in devices {
+        for viewer in viewers {
+            println!("{}", matrix_cell(device, viewer));
+        }
+    }
+}
+
+/// One row of the matrix.
+fn matrix_cell(device: Nat, viewer: Nat) -> String {
+    let mut lab = Lab::new(device, viewer);
+    lab.start_services();
+    let ns = lab.ns("dev");
+    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
+    let (user, password) = TURN_USER;
+    let mut daemon = Daemon::start_in(
+        &["ip", "netns", "exec", &ns],
+        &format!(
+            r#"
+[device]
+id = "{DEVICE}"
+[mqtt]
+broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
+[video]
+width = 320
+height = 240
+bitrate_kbps = 300
+[webrtc]
+interfaces = ["{device_ip}"]
+connect_timeout_secs = 10
+[[webrtc.ice_servers]]
+urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}",
+        "turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp"]
+username = "{user}"
+credential = "{password}"
+[http]
+listen = ""
+[doorbell]
+control_socket = ""
+"#
+        ),
+        &[("RUST_LOG", "warn,peercam::rtc::driver=info")],
+    );
+    let pid = daemon.child.id();
+    let outcome = lab.try_inside("view", move || {
+        let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
+        let status = format!("peercam/{DEVICE}/status");
+        mqtt.subscribe(&status);
+        mqtt.wait_for(&status, Duration::from_secs(30), |v| v["online"] == true);
+        let stun = format!("{PUBLIC_SERVICES}:{TURN_PORT}").parse().unwrap();
+        let offered = std::time::Instant::now();
+        let session = session_id();
+        let out = format!("peercam/{DEVICE}/out/{session}");
+        let mut call = try_call_trickling(&mqtt, DEVICE, &session, &viewer_ip, stun).ok()?;
+        let trickle = Some((&mqtt, out.as_str()));
+        let first = call.receive_trickling(trickle, 1, Duration::from_secs(12));
+        let ttff = offered.elapsed();
+        if first.is_empty() {
+            return None;
+        }
+        let cpu_before = cpu_ticks(pid);
+        let decoded = call
+            .receive_trickling(trickle, 60, Duration::from_secs(4))
+            .len();
+        let cpu = (cpu_ticks(pid) - cpu_before) as f64 / 2.0;
+        let first_of = |kind: &str| {
+            call.candidate_times
+                .iter()
+                .find(|(line, _)| line.contains(&format!("typ {kind}")))
+                .map_or("-".to_owned(), |(_, at)| at.as_millis().to_string())
+        };
+        Some((
+            decoded,
+            ttff,
+            first_of("srflx"),
+            first_of("relay"),
+            call.rtt,
+            cpu,
+        ))
+    });
+    let log = daemon.stop_and_log();
+    let path = log
+        .lines()
+        .filter_map(|line| line.split_once("media path ").map(|(_, p)| p.to_owned()))
+        .next_back()
+        .unwrap_or_else(|| "-".into());
+    match outcome {
+        Ok(Some((decoded, ttff, srflx, relay, rtt, cpu))) => format!(
+            "{:<16} {:<16} {:<9} {:>8} {:>8} {:>8} {:>7} {:>6.1}  {path}",
+            format!("{device:?}"),
+            format!("{viewer:?}"),
+            format!("yes ({decoded})"),
+            ttff.as_millis(),
+            srflx,
+            relay,
+            rtt.map_or("-".into(), |r| r.as_millis().to_string()),
+            cpu
+        ),
+        _ => format!(
+            "{:<16} {:<16} no",
+            format!("{device:?}"),
+            format!("{viewer:?}")
+        ),
+    }
+}
+
+/// CPU time process `pid` has used, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
 }

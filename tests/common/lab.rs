@@ -11,10 +11,6 @@ use std::process::{Child, Command, Stdio};
 pub(crate) const PUBLIC_SERVICES: &str = "198.51.100.1";
 /// coturn's second address, for RFC 5780 behaviour discovery.
 const PUBLIC_SERVICES_OTHER: &str = "198.51.100.4";
-/// The device's address inside its LAN.
-pub(crate) const DEVICE_LAN_IP: &str = "10.77.1.2";
-/// The viewer's address inside its LAN.
-pub(crate) const VIEWER_LAN_IP: &str = "10.77.2.2";
 /// Mosquitto's port on the public side.
 pub(crate) const MQTT_PORT: u16 = 1883;
 /// coturn's port on the public side (STUN and TURN over UDP and TCP).
@@ -25,6 +21,10 @@ pub(crate) const TURN_USER: (&str, &str) = ("peercam", "lab-secret");
 /// How a NAT router treats traffic (RFC 4787).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nat {
+    /// No NAT: a public address, and a router that lets everything through.
+    None,
+    /// Endpoint-independent mapping and filtering ("full cone").
+    FullCone,
     /// Endpoint-independent mapping, address-and-port-dependent filtering:
     /// the usual home router.
     PortRestricted,
@@ -33,11 +33,16 @@ pub(crate) enum Nat {
     Symmetric,
     /// Port-restricted, and UDP from the LAN is dropped.
     UdpBlocked,
+    /// A port-restricted home router behind a symmetric carrier NAT.
+    Carrier,
 }
 
 /// The lab's namespaces and the services in them; removed when dropped.
 pub(crate) struct Lab {
     tag: String,
+    /// The device's and the viewer's addresses.
+    pub(crate) device_ip: String,
+    pub(crate) viewer_ip: String,
     services: Vec<Child>,
     dir: super::TempDir,
 }
@@ -46,8 +51,10 @@ impl Lab {
     /// Builds the lab with the device behind `device` and the viewer behind `viewer`.
     pub(crate) fn new(device: Nat, viewer: Nat) -> Lab {
         let tag = format!("l{:04x}", rand::random::<u16>());
-        let lab = Lab {
+        let mut lab = Lab {
             tag,
+            device_ip: String::new(),
+            viewer_ip: String::new(),
             services: Vec::new(),
             dir: super::TempDir::new("lab"),
         };
@@ -84,8 +91,27 @@ impl Lab {
         ip(&["-n", &public, "link", "set", "void-end", "up"]);
         ip(&["-n", &public, "link", "set", "void", "up"]);
         ip(&["-n", &public, "route", "add", "10.0.0.0/8", "dev", "void"]);
-        lab.router("nd", "dev", "198.51.100.2", "10.77.1", device);
-        lab.router("nv", "view", "198.51.100.3", "10.77.2", viewer);
+        ip(&[
+            "-n",
+            &public,
+            "route",
+            "add",
+            "100.64.0.0/10",
+            "dev",
+            "void",
+        ]);
+        // The public side routes between the routers, as the internet does
+        // between home networks with public addresses.
+        ip(&[
+            "netns",
+            "exec",
+            &public,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        lab.device_ip = lab.router("nd", "dev", "198.51.100.2", "10.77.1", device);
+        lab.viewer_ip = lab.router("nv", "view", "198.51.100.3", "10.77.2", viewer);
         lab
     }
 
@@ -102,59 +128,102 @@ impl Lab {
         ip(&args);
     }
 
-    /// A NAT router `router` between the public side and the LAN
-    /// `lan.0/24` of `host`, whose WAN address is `wan`.
-    fn router(&self, router: &str, host: &str, wan: &str, lan: &str, nat: Nat) {
+    /// A veth pair `a` (in namespace `ns_a`, address `addr_a`/24) to `b`
+    /// (in `ns_b`, `addr_b`/24; on the public bridge when `addr_b` is None).
+    fn link(&self, a: &str, ns_a: &str, addr_a: &str, b: &str, ns_b: &str, addr_b: Option<&str>) {
+        ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        ip(&["link", "set", a, "netns", ns_a]);
+        ip(&["link", "set", b, "netns", ns_b]);
+        ip(&["-n", ns_a, "addr", "add", &format!("{addr_a}/24"), "dev", a]);
+        ip(&["-n", ns_a, "link", "set", a, "up"]);
+        match addr_b {
+            Some(addr_b) => {
+                ip(&["-n", ns_b, "addr", "add", &format!("{addr_b}/24"), "dev", b]);
+                ip(&["-n", ns_b, "link", "set", b, "up"]);
+            }
+            None => ip(&["-n", ns_b, "link", "set", b, "master", "br0", "up"]),
+        }
+    }
+
+    /// A router `router` between the public side (its address `wan` there)
+    /// and the LAN `lan.0/24` of `host`, behaving as `nat`; returns the
+    /// host's address.
+    fn router(&self, router: &str, host: &str, wan: &str, lan: &str, nat: Nat) -> String {
         let (r, h, public) = (self.ns(router), self.ns(host), self.ns("pub"));
-        let (wan_if, wan_peer, lan_if, host_if) = (
-            format!("{}w", self.tag),
-            format!("{}{router}", self.tag),
-            format!("{}l", self.tag),
-            format!("{}h", self.tag),
-        );
-        ip(&[
-            "link", "add", &wan_if, "type", "veth", "peer", "name", &wan_peer,
-        ]);
-        ip(&["link", "set", &wan_if, "netns", &r]);
-        ip(&["link", "set", &wan_peer, "netns", &public]);
-        ip(&[
-            "-n", &public, "link", "set", &wan_peer, "master", "br0", "up",
-        ]);
-        ip(&[
-            "-n",
-            &r,
-            "addr",
-            "add",
-            &format!("{wan}/24"),
-            "dev",
-            &wan_if,
-        ]);
-        ip(&["-n", &r, "link", "set", &wan_if, "up"]);
-        ip(&[
-            "link", "add", &lan_if, "type", "veth", "peer", "name", &host_if,
-        ]);
-        ip(&["link", "set", &lan_if, "netns", &r]);
-        ip(&["link", "set", &host_if, "netns", &h]);
-        ip(&[
-            "-n",
-            &r,
-            "addr",
-            "add",
-            &format!("{lan}.1/24"),
-            "dev",
+        let t = &self.tag;
+        let (wan_if, lan_if) = (format!("{t}{router}w"), format!("{t}{router}l"));
+        // Without NAT the host has a public address of its own.
+        let lan = if nat == Nat::None {
+            format!("198.51.{}", 101 + u8::from(host == "view"))
+        } else {
+            lan.to_owned()
+        };
+        let host_ip = format!("{lan}.2");
+        if nat == Nat::Carrier {
+            // A home router (port-restricted) whose WAN is carrier space
+            // behind the carrier's symmetric NAT.
+            let carrier = self.ns(&format!("c{router}"));
+            ip(&["netns", "add", &carrier]);
+            let (cg_wan, cg_lan) = (format!("{t}c{router}w"), format!("{t}c{router}l"));
+            self.link(
+                &cg_wan,
+                &carrier,
+                wan,
+                &format!("{t}c{router}p"),
+                &public,
+                None,
+            );
+            self.link(
+                &wan_if,
+                &r,
+                "100.64.1.2",
+                &cg_lan,
+                &carrier,
+                Some("100.64.1.1"),
+            );
+            ip(&["-n", &r, "route", "add", "default", "via", "100.64.1.1"]);
+            ip(&[
+                "netns",
+                "exec",
+                &carrier,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ]);
+            ip(&[
+                "-n",
+                &carrier,
+                "route",
+                "add",
+                &format!("{lan}.0/24"),
+                "via",
+                "100.64.1.2",
+            ]);
+            self.nft(
+                &carrier,
+                &rules(&cg_wan, &cg_lan, "masquerade fully-random", "", ""),
+            );
+            ip(&[
+                "-n",
+                &carrier,
+                "route",
+                "add",
+                "default",
+                "via",
+                PUBLIC_SERVICES,
+            ]);
+        } else {
+            self.link(&wan_if, &r, wan, &format!("{t}{router}p"), &public, None);
+            ip(&["-n", &r, "route", "add", "default", "via", PUBLIC_SERVICES]);
+        }
+        self.link(
             &lan_if,
-        ]);
-        ip(&["-n", &r, "link", "set", &lan_if, "up"]);
-        ip(&[
-            "-n",
+            &r,
+            &format!("{lan}.1"),
+            &format!("{t}{router}h"),
             &h,
-            "addr",
-            "add",
-            &format!("{lan}.2/24"),
-            "dev",
-            &host_if,
-        ]);
-        ip(&["-n", &h, "link", "set", &host_if, "up"]);
+            Some(&host_ip),
+        );
         ip(&[
             "-n",
             &h,
@@ -164,42 +233,63 @@ impl Lab {
             "via",
             &format!("{lan}.1"),
         ]);
-        self.run(router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        let masquerade = match nat {
-            Nat::Symmetric => "masquerade fully-random",
-            Nat::PortRestricted | Nat::UdpBlocked => "masquerade",
+        ip(&[
+            "netns",
+            "exec",
+            &r,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        let (masquerade, inbound, block) = match nat {
+            Nat::None => {
+                ip(&[
+                    "-n",
+                    &public,
+                    "route",
+                    "add",
+                    &format!("{lan}.0/24"),
+                    "via",
+                    wan,
+                ]);
+                ("", format!("iifname \"{wan_if}\" accept"), String::new())
+            }
+            Nat::FullCone => (
+                "masquerade",
+                "ct status dnat accept".to_owned(),
+                String::new(),
+            ),
+            Nat::Symmetric => ("masquerade fully-random", String::new(), String::new()),
+            Nat::PortRestricted | Nat::Carrier => ("masquerade", String::new(), String::new()),
+            Nat::UdpBlocked => (
+                "masquerade",
+                String::new(),
+                format!("iifname \"{lan_if}\" meta l4proto udp drop"),
+            ),
         };
-        let block_udp = if nat == Nat::UdpBlocked {
-            format!("iifname \"{lan_if}\" meta l4proto udp drop")
-        } else {
-            String::new()
-        };
-        let rules = format!(
-            "table ip nat {{
-  chain postrouting {{
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname \"{wan_if}\" {masquerade}
-  }}
-}}
-table ip filter {{
-  chain input {{
-    type filter hook input priority filter; policy drop;
-    ct state established,related accept
-    iifname \"{lan_if}\" accept
-    iifname \"lo\" accept
-  }}
-  chain forward {{
-    type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    {block_udp}
-    iifname \"{lan_if}\" oifname \"{wan_if}\" accept
+        let mut table = rules(&wan_if, &lan_if, masquerade, &inbound, &block);
+        if nat == Nat::FullCone {
+            // Anything arriving on a public port goes to the host: whoever
+            // sends to a mapping reaches it (endpoint-independent filtering).
+            table.push_str(&format!(
+                "table ip cone {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname \"{wan_if}\" udp dport 1024-65535 dnat to {host_ip}
   }}
 }}
 "
-        );
-        let path = self.dir.0.join(format!("{router}.nft"));
+            ));
+        }
+        self.nft(&r, &table);
+        host_ip
+    }
+
+    /// Loads nftables `rules` into namespace `ns` (its full name).
+    fn nft(&self, ns: &str, rules: &str) {
+        let path = self.dir.0.join(format!("{ns}.nft"));
         std::fs::write(&path, rules).unwrap();
-        self.run(router, &["nft", "-f", path.to_str().unwrap()]);
+        ip(&["netns", "exec", ns, "nft", "-f", path.to_str().unwrap()]);
     }
 
     /// Starts Mosquitto and coturn on the public side.
@@ -263,6 +353,15 @@ table ip filter {{
         ns: &str,
         body: impl FnOnce() -> T + Send + 'static,
     ) -> T {
+        self.try_inside(ns, body).unwrap()
+    }
+
+    /// [`Lab::inside`], with a panic of `body` returned instead of raised.
+    pub(crate) fn try_inside<T: Send + 'static>(
+        &self,
+        ns: &str,
+        body: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::Result<T> {
         let path = format!("/var/run/netns/{}", self.ns(ns));
         std::thread::spawn(move || {
             let namespace = File::open(&path).unwrap();
@@ -278,7 +377,6 @@ table ip filter {{
             body()
         })
         .join()
-        .unwrap()
     }
 }
 
@@ -288,12 +386,51 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for ns in ["pub", "nd", "nv", "dev", "view"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(ns)])
-                .status();
+        for ns in ["pub", "nd", "nv", "dev", "view", "cnd", "cnv"] {
+            if std::path::Path::new(&format!("/run/netns/{}", self.ns(ns))).exists() {
+                let _ = Command::new("ip")
+                    .args(["netns", "del", &self.ns(ns)])
+                    .status();
+            }
         }
     }
+}
+
+/// A router's tables: `masquerade` out of `wan` (none when empty), replies
+/// and the LAN let in, plus `inbound` (what else may come in from the WAN)
+/// and `block` (what the LAN may not send), as home routers do.
+fn rules(wan: &str, lan: &str, masquerade: &str, inbound: &str, block: &str) -> String {
+    let nat = if masquerade.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "table ip nat {{
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname \"{wan}\" {masquerade}
+  }}
+}}
+"
+        )
+    };
+    format!(
+        "{nat}table ip filter {{
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iifname \"{lan}\" accept
+    iifname \"lo\" accept
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    {block}
+    {inbound}
+    iifname \"{lan}\" oifname \"{wan}\" accept
+  }}
+}}
+"
+    )
 }
 
 /// Runs `ip` with `args`; the lab cannot be built without it.

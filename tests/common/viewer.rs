@@ -153,6 +153,12 @@ pub(crate) struct Viewer {
     local: SocketAddr,
     /// The candidates this viewer trickles.
     candidates: Vec<Candidate>,
+    /// When each device candidate arrived, after the answer.
+    pub(crate) candidate_times: Vec<(String, Duration)>,
+    /// The round-trip time the viewer last measured.
+    pub(crate) rtt: Option<Duration>,
+    /// When the latest answer arrived.
+    answered: Option<Instant>,
 }
 
 impl Viewer {
@@ -163,7 +169,9 @@ impl Viewer {
 
     /// A viewer with its socket on address `ip`, with its offer.
     pub(crate) fn on(ip: &str) -> (Viewer, SdpOffer, str0m::change::SdpPendingOffer) {
-        let mut rtc = Rtc::builder().build(Instant::now());
+        let mut rtc = Rtc::builder()
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(Instant::now());
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
         rtc.add_local_candidate(Candidate::host(local, Protocol::Udp).unwrap());
@@ -181,6 +189,9 @@ impl Viewer {
                 socket,
                 local,
                 candidates,
+                candidate_times: Vec::new(),
+                rtt: None,
+                answered: None,
             },
             offer,
             pending,
@@ -228,10 +239,34 @@ impl Viewer {
     /// Runs the viewer until `frames` access units arrived or `timeout`;
     /// returns them.
     pub(crate) fn receive(&mut self, frames: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        self.receive_trickling(None, frames, timeout)
+    }
+
+    /// [`Viewer::receive`], taking the device's candidates from `trickle`
+    /// (the client and the session's `out/S` topic) as they arrive, as a
+    /// browser does: the call starts before gathering ends.
+    pub(crate) fn receive_trickling(
+        &mut self,
+        trickle: Option<(&Mqtt, &str)>,
+        frames: usize,
+        timeout: Duration,
+    ) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         let mut received = Vec::new();
         let mut buf = vec![0u8; 2048];
         while received.len() < frames && Instant::now() < deadline {
+            if let Some((mqtt, out)) = trickle {
+                for (topic, message) in mqtt.drain() {
+                    let line = message["candidate"].as_str().unwrap_or_default();
+                    if topic == out && message["type"] == "candidate" && !line.is_empty() {
+                        if let Ok(candidate) = Candidate::from_sdp_string(line) {
+                            self.rtc.add_remote_candidate(candidate);
+                        }
+                        let since = self.answered.map(|a| a.elapsed()).unwrap_or_default();
+                        self.candidate_times.push((line.to_owned(), since));
+                    }
+                }
+            }
             let wait = loop {
                 match self.rtc.poll_output().unwrap() {
                     Output::Transmit(t) => {
@@ -240,6 +275,7 @@ impl Viewer {
                     Output::Event(str0m::Event::MediaData(data)) => {
                         received.push(data.data.to_vec())
                     }
+                    Output::Event(str0m::Event::PeerStats(stats)) => self.rtt = stats.rtt,
                     Output::Event(_) => {}
                     Output::Timeout(at) => break at,
                 }
@@ -316,8 +352,30 @@ pub(crate) fn try_call_via(
         viewer.rtc.add_local_candidate(reflexive.clone());
         viewer.candidates.push(reflexive);
     }
-    let device_candidates = viewer.negotiate(mqtt, &out, &inbound, offer, pending)?;
+    let device_candidates = viewer.negotiate(mqtt, &out, &inbound, offer, pending, true)?;
     Ok((viewer, device_candidates))
+}
+
+/// [`try_call_via`] that returns once the answer is in and its own
+/// candidates are sent: the device's come through
+/// [`Viewer::receive_trickling`].
+pub(crate) fn try_call_trickling(
+    mqtt: &Mqtt,
+    device: &str,
+    session: &str,
+    ip: &str,
+    stun: SocketAddr,
+) -> Result<Viewer, Value> {
+    let out = format!("peercam/{device}/out/{session}");
+    let inbound = format!("peercam/{device}/in/{session}");
+    mqtt.subscribe(&out);
+    let (mut viewer, offer, pending) = Viewer::on(ip);
+    let mapped = viewer.reflexive_address(stun);
+    let reflexive = Candidate::server_reflexive(mapped, viewer.local, Protocol::Udp).unwrap();
+    viewer.rtc.add_local_candidate(reflexive.clone());
+    viewer.candidates.push(reflexive);
+    viewer.negotiate(mqtt, &out, &inbound, offer, pending, false)?;
+    Ok(viewer)
 }
 
 impl Viewer {
@@ -335,11 +393,11 @@ impl Viewer {
         let mut change = self.rtc.sdp_api();
         change.ice_restart(true);
         let (offer, pending) = change.apply().unwrap();
-        self.negotiate(mqtt, &out, &inbound, offer, pending)
+        self.negotiate(mqtt, &out, &inbound, offer, pending, true)
     }
 
-    /// Offers, takes the answer, trickles this viewer's candidates and
-    /// takes the device's up to end-of-candidates; returns the device's.
+    /// Offers, takes the answer, trickles this viewer's candidates and,
+    /// with `all`, takes the device's up to end-of-candidates; returns those.
     fn negotiate(
         &mut self,
         mqtt: &Mqtt,
@@ -347,6 +405,7 @@ impl Viewer {
         inbound: &str,
         offer: SdpOffer,
         pending: str0m::change::SdpPendingOffer,
+        all: bool,
     ) -> Result<Vec<String>, Value> {
         let viewer = self;
         mqtt.publish(
@@ -359,6 +418,8 @@ impl Viewer {
         if answer["type"] == "error" {
             return Err(answer);
         }
+        let answered = Instant::now();
+        viewer.answered = Some(answered);
         let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
         viewer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
         let ufrag = viewer.rtc.direct_api().local_ice_credentials().ufrag;
@@ -370,6 +431,9 @@ impl Viewer {
             );
         }
         let mut device_candidates = Vec::new();
+        if !all {
+            return Ok(device_candidates);
+        }
         loop {
             let candidate = mqtt.wait_for(out, CANDIDATES_WAIT, |v| v["type"] == "candidate");
             let line = candidate["candidate"].as_str().unwrap();
@@ -380,6 +444,9 @@ impl Viewer {
                 .rtc
                 .add_remote_candidate(Candidate::from_sdp_string(line).unwrap());
             device_candidates.push(line.to_owned());
+            viewer
+                .candidate_times
+                .push((line.to_owned(), answered.elapsed()));
         }
         Ok(device_candidates)
     }
