@@ -354,8 +354,8 @@ fn nat_matrix() {
         Nat::Symmetric,
     ];
     println!(
-        "{:<16} {:<16} {:<9} {:>8} {:>8} {:>8} {:>7} {:>6}  path",
-        "device", "viewer", "decoded", "ttff ms", "srflx ms", "relay ms", "rtt ms", "cpu %"
+        "{:<16} {:<16} {:<9} {:>8} {:>8} {:>8} {:>6}  path",
+        "device", "viewer", "decoded", "ttff ms", "srflx ms", "relay ms", "cpu %"
     );
     for device in devices {
         for viewer in viewers {
@@ -427,14 +427,7 @@ control_socket = ""
                 .find(|(line, _)| line.contains(&format!("typ {kind}")))
                 .map_or("-".to_owned(), |(_, at)| at.as_millis().to_string())
         };
-        Some((
-            decoded,
-            ttff,
-            first_of("srflx"),
-            first_of("relay"),
-            call.rtt,
-            cpu,
-        ))
+        Some((decoded, ttff, first_of("srflx"), first_of("relay"), cpu))
     });
     let log = daemon.stop_and_log();
     let path = log
@@ -443,15 +436,14 @@ control_socket = ""
         .next_back()
         .unwrap_or_else(|| "-".into());
     match outcome {
-        Ok(Some((decoded, ttff, srflx, relay, rtt, cpu))) => format!(
-            "{:<16} {:<16} {:<9} {:>8} {:>8} {:>8} {:>7} {:>6.1}  {path}",
+        Ok(Some((decoded, ttff, srflx, relay, cpu))) => format!(
+            "{:<16} {:<16} {:<9} {:>8} {:>8} {:>8} {:>6.1}  {path}",
             format!("{device:?}"),
             format!("{viewer:?}"),
             format!("yes ({decoded})"),
             ttff.as_millis(),
             srflx,
             relay,
-            rtt.map_or("-".into(), |r| r.as_millis().to_string()),
             cpu
         ),
         _ => format!(

@@ -155,8 +155,6 @@ pub(crate) struct Viewer {
     candidates: Vec<Candidate>,
     /// When each device candidate arrived, after the answer.
     pub(crate) candidate_times: Vec<(String, Duration)>,
-    /// The round-trip time the viewer last measured.
-    pub(crate) rtt: Option<Duration>,
     /// When the latest answer arrived.
     answered: Option<Instant>,
 }
@@ -169,9 +167,7 @@ impl Viewer {
 
     /// A viewer with its socket on address `ip`, with its offer.
     pub(crate) fn on(ip: &str) -> (Viewer, SdpOffer, str0m::change::SdpPendingOffer) {
-        let mut rtc = Rtc::builder()
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(Instant::now());
+        let mut rtc = Rtc::builder().build(Instant::now());
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
         rtc.add_local_candidate(Candidate::host(local, Protocol::Udp).unwrap());
@@ -190,7 +186,6 @@ impl Viewer {
                 local,
                 candidates,
                 candidate_times: Vec::new(),
-                rtt: None,
                 answered: None,
             },
             offer,
@@ -275,7 +270,6 @@ impl Viewer {
                     Output::Event(str0m::Event::MediaData(data)) => {
                         received.push(data.data.to_vec())
                     }
-                    Output::Event(str0m::Event::PeerStats(stats)) => self.rtt = stats.rtt,
                     Output::Event(_) => {}
                     Output::Timeout(at) => break at,
                 }
