@@ -20,7 +20,7 @@ import { createView } from "./js/view.js";
 /** The broker a page opened without a link suggests: the daemon's host, Mosquitto's usual WebSocket port. */
 const DEFAULT_BROKER_PORT = 8083;
 const CALLABLE_STATES = ["ready", "ended", "error"];
-const CALLING_STATES = ["calling", "connected"];
+const CALLING_STATES = ["calling", "connected", "reconnecting"];
 
 /** Everything the page knows; `window.peercamViewer` exposes it read-only. */
 const viewer = {
@@ -126,7 +126,7 @@ function renderDevices() {
 
 function selectDevice(id) {
   viewer.selected = id;
-  history.replaceState(null, "", linkFragment(view.formValues(), id));
+  history.replaceState(null, "", linkFragment(view.formValues(), id, { relay: viewer.link?.relay }));
   renderDevices();
 }
 
@@ -180,6 +180,7 @@ function startCall() {
       return track;
     },
     now: () => performance.now(),
+    relayOnly: viewer.link.relay,
   });
   viewer.call = call;
   call.start();
@@ -272,7 +273,7 @@ function renderAudio() {
 /** The form was submitted: connect with what it holds (the password too, which no address ever carries). */
 function connectFromForm() {
   const form = view.formValues();
-  const fragment = linkFragment(form, viewer.selected);
+  const fragment = linkFragment(form, viewer.selected, { relay: viewer.link?.relay });
   history.replaceState(null, "", fragment);
   start({ ...parseLink(fragment), password: form.password || null });
 }

@@ -44,7 +44,8 @@ export async function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
 }
 
-function canConnect(port) {
+/** Whether something accepts TCP connections on loopback `port` now. */
+export function canConnect(port) {
   return new Promise((resolve) => {
     const socket = tcpConnect(port, "127.0.0.1");
     socket.once("connect", () => { socket.destroy(); resolve(true); });

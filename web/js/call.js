@@ -5,8 +5,9 @@
 
 import { floorReducer, initialFloor } from "./floor.js";
 import {
-  DEDUPLICATED_TYPES, candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, randomSessionId, sessionTopics,
+  DEDUPLICATED_TYPES, candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, iceUfrag, randomSessionId, sessionTopics,
 } from "./protocol.js";
+import { initialRestart, pathEvent, restartReducer } from "./restart.js";
 import { emptyStats, readStats } from "./stats.js";
 
 /** How long the device may take to answer `ice-servers` before the status list is used. */
@@ -21,7 +22,8 @@ const TALKING_DIRECTIONS = ["sendrecv", "sendonly"];
 
 /**
  * What an `error` from the device means for the call, given the device's
- * `name` and whether media is `connected`:
+ * `name` and whether media has `connected` (then an `offer` error answers
+ * a later offer, an ICE restart):
  * - `{ kind: "talk-refused", code, message }`: no floor; the call goes on;
  * - `{ kind: "end", code, message, quiet }`: the call is over (`quiet`:
  *   it answered our first offer, so the device sends no `bye` and wants none);
@@ -59,7 +61,8 @@ export function byeOutcome(bye, everConnected) {
 
 /**
  * A call. It tells the page through `hooks`, all required:
- * `state("calling" | "connected")`, `ended({ code, message, note })` (an
+ * `state("calling" | "connected" | "reconnecting")` ("reconnecting": an
+ * ICE restart is under way, see restart.js), `ended({ code, message, note })` (an
  * error when `code` is set, else a normal end with `note`),
  * `closed()` (media gone), `problem(code, message)` (worth showing; the
  * call goes on), `track(track, streams)`, `floor()` (talk state changed),
@@ -70,8 +73,9 @@ export class Call {
    * `broker` subscribes, unsubscribes and publishes (a BrokerLink);
    * `createPeerConnection(config)` and `openMic()` (a disabled track or
    * null) reach the browser; `now()` is the clock the timings use.
+   * `relayOnly` makes the browser use TURN-relayed candidates only.
    */
-  constructor({ broker, prefix, device, hooks, createPeerConnection, openMic, now, sessionId = randomSessionId() }) {
+  constructor({ broker, prefix, device, hooks, createPeerConnection, openMic, now, sessionId = randomSessionId(), relayOnly = false }) {
     this.broker = broker;
     this.device = device;
     this.hooks = hooks;
@@ -79,6 +83,7 @@ export class Call {
     this.openMic = openMic;
     this.now = now;
     this.sessionId = sessionId;
+    this.relayOnly = relayOnly;
     this.topics = sessionTopics(prefix, device.id, sessionId);
     this.pc = null;
     this.closed = false;
@@ -87,12 +92,15 @@ export class Call {
     this.inbox = Promise.resolve();
     this.iceServersReply = null;
     this.offerPublished = false;
+    this.holdingCandidates = true;
     this.pendingCandidates = [];
     this.offerAt = 0;
     this.stats = emptyStats();
     this.statsSample = null;
     this.statsTimer = null;
     this.connectTimer = null;
+    this.iceRestart = initialRestart();
+    this.restartTimer = null;
     this.mic = null;
     this.audioDirection = null;
     this.audioTransceiver = null;
@@ -111,7 +119,7 @@ export class Call {
         return;
       }
       this.mic = mic;
-      this.pc = this.createPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+      this.pc = this.createPeerConnection({ iceServers, bundlePolicy: "max-bundle", ...(this.relayOnly ? { iceTransportPolicy: "relay" } : {}) });
       this.watchPeerConnection();
       this.pc.addTransceiver("video", { direction: "recvonly" });
       this.audioTransceiver = this.addAudio();
@@ -119,7 +127,7 @@ export class Call {
       this.send({ type: "offer", sdp: this.pc.localDescription.sdp });
       this.offerAt = this.now();
       this.offerPublished = true;
-      this.pendingCandidates.splice(0).forEach((c) => this.send(c));
+      this.releaseCandidates();
       this.connectTimer = setTimeout(() => {
         if (this.pc.connectionState !== "connected") {
           this.end("no-connectivity", `No network path to the device: WebRTC could not connect. ${NO_PATH_HINT}`);
@@ -159,33 +167,81 @@ export class Call {
     this.broker.publish(this.topics.in, encodeBody(body));
   }
 
+  /** Sends the candidates gathered while the offer they belong to was not out yet. */
+  releaseCandidates() {
+    this.holdingCandidates = false;
+    this.pendingCandidates.splice(0).forEach((c) => this.send(c));
+  }
+
   /** Trickles our candidates, hands remote tracks to the page, and follows the connection state. */
   watchPeerConnection() {
     const pc = this.pc;
     pc.onicecandidate = ({ candidate }) => {
-      const body = candidateBody(candidate, pc.getTransceivers()[0]?.mid);
-      if (this.offerPublished) this.send(body);
-      else this.pendingCandidates.push(body);
+      const body = candidateBody(candidate, pc.getTransceivers()[0]?.mid, iceUfrag(pc.localDescription?.sdp));
+      if (this.holdingCandidates) this.pendingCandidates.push(body);
+      else this.send(body);
     };
     pc.ontrack = ({ track, streams }) => {
       if (track.kind === "audio") this.remoteAudio = true;
       this.hooks.track(track, streams);
     };
+    const followPath = () => this.updateRestart({ type: pathEvent(pc.iceConnectionState, pc.connectionState) });
+    pc.oniceconnectionstatechange = followPath;
     pc.onconnectionstatechange = () => {
       if (this.closed) return;
-      switch (pc.connectionState) {
-        case "connected":
-          clearTimeout(this.connectTimer);
-          this.stats.connectMs ??= Math.round(this.now() - this.offerAt);
-          this.connected = true;
-          this.hooks.state("connected");
-          this.startStats();
+      if (pc.connectionState === "connected") {
+        clearTimeout(this.connectTimer);
+        this.stats.connectMs ??= Math.round(this.now() - this.offerAt);
+        this.connected = true;
+        this.hooks.state("connected");
+        this.startStats();
+      }
+      followPath();
+    };
+  }
+
+  /** Feeds the ICE restart reducer (restart.js) an event and carries out what it decides. */
+  updateRestart(event) {
+    if (this.closed) return;
+    const { state, actions } = restartReducer(this.iceRestart, event, this.now());
+    this.iceRestart = state;
+    for (const action of actions) {
+      switch (action.type) {
+        case "restart":
+          this.stats.iceRestarts = state.restarts;
+          this.hooks.state("reconnecting");
+          this.inbox = this.inbox.then(() => this.restartIce()).catch((e) => console.warn("peercam: ICE restart", e));
           break;
-        case "failed":
-          this.end("no-connectivity", "The network path to the device failed.");
+        case "wake":
+          clearTimeout(this.restartTimer);
+          this.restartTimer = setTimeout(() => this.updateRestart({ type: "wake" }), action.inMs);
+          break;
+        case "sleep":
+          clearTimeout(this.restartTimer);
+          break;
+        case "end":
+          this.end(action.code, action.message);
           break;
       }
-    };
+    }
+  }
+
+  /**
+   * Offers again on the same session with fresh ICE credentials; the
+   * device answers and both trickle as at the start. Runs in the inbox's
+   * order, so no answer is being applied meanwhile. An offer still waiting
+   * for its answer (an earlier restart) is rolled back first.
+   */
+  async restartIce() {
+    if (this.closed) return;
+    this.holdingCandidates = true;
+    try {
+      if (this.pc.signalingState === "have-local-offer") await this.pc.setLocalDescription({ type: "rollback" });
+      await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
+      this.send({ type: "offer", sdp: this.pc.localDescription.sdp });
+    } finally {
+      this.releaseCandidates();
+    }
   }
 
   /** The page showed the first video frame: records the time to first frame once. */
@@ -238,7 +294,7 @@ export class Call {
 
   /** An `error` from the device: see deviceErrorOutcome. */
   onDeviceError(error) {
-    const outcome = deviceErrorOutcome(error, { name: this.device.name || this.device.id, connected: this.pc?.connectionState === "connected" });
+    const outcome = deviceErrorOutcome(error, { name: this.device.name || this.device.id, connected: this.connected });
     switch (outcome.kind) {
       case "talk-refused":
         this.updateFloor({ type: "refused", code: error.code });
@@ -320,6 +376,7 @@ export class Call {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.connectTimer);
+    clearTimeout(this.restartTimer);
     clearInterval(this.statsTimer);
     this.broker.unsubscribe(this.topics.out);
     this.pc?.close();

@@ -86,10 +86,14 @@ export function statusUpdate(prefix, topic, payload) {
 
 /**
  * The `candidate` body for a local ICE candidate; `null` is the
- * end-of-candidates, sent with the first m-line's mid (`firstMid`).
+ * end-of-candidates, sent with the first m-line's mid (`firstMid`) and,
+ * when known, the `usernameFragment` of the ICE generation it ends.
  */
-export function candidateBody(candidate, firstMid) {
-  if (!candidate) return { type: "candidate", candidate: "", sdpMid: firstMid ?? "0", sdpMLineIndex: 0 };
+export function candidateBody(candidate, firstMid, usernameFragment) {
+  if (!candidate) {
+    const end = { type: "candidate", candidate: "", sdpMid: firstMid ?? "0", sdpMLineIndex: 0 };
+    return usernameFragment ? { ...end, usernameFragment } : end;
+  }
   return {
     type: "candidate",
     candidate: candidate.candidate,
@@ -110,6 +114,11 @@ export function candidateInit(message, firstMid) {
     sdpMLineIndex: message.sdpMLineIndex ?? (message.sdpMid == null ? 0 : undefined),
     usernameFragment: message.usernameFragment ?? undefined,
   };
+}
+
+/** The ICE username fragment (`a=ice-ufrag:`) of a session description, or null. */
+export function iceUfrag(sdp) {
+  return /^a=ice-ufrag:(\S+)/m.exec(sdp ?? "")?.[1] ?? null;
 }
 
 /** The ICE servers an `ice-servers` reply carries, or `fallback` when it carries no list. */

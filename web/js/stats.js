@@ -10,13 +10,16 @@ const BITS_PER_KILOBIT = 1000;
 export function emptyStats() {
   return {
     framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, rttMs: null,
-    localCandidateType: null, remoteCandidateType: null, codec: null, connectMs: null, ttffMs: null, packetsReceived: 0,
+    localCandidateType: null, localRelayProtocol: null, remoteCandidateType: null, iceRestarts: 0, codec: null, connectMs: null, ttffMs: null, packetsReceived: 0,
     audioPacketsReceived: 0, audioPacketsLost: 0, totalAudioEnergy: 0, audioLevel: null, jitterBufferDelayMs: null, audioPacketsSent: 0,
   };
 }
 
 /**
- * The overlay's numbers from one `report`, as `{ values, sample }`.
+ * The overlay's numbers from one `report`, as `{ values, sample }`. The
+ * path is the selected candidate pair's: the local and remote candidate
+ * types (host, srflx, prflx, relay) and, for a local relay, how this
+ * browser reaches the TURN server (`localRelayProtocol`: udp, tcp, tls).
  * `previous.sample` is the video byte count of the last report (null at
  * first), which the bitrate is measured against; pass the returned
  * `sample` next time. `previous.ttffMs` null and decoded frames make the
@@ -42,8 +45,10 @@ export function readStats(report, { sample, ttffMs, offerAt, now }) {
   });
   if (!pair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
   if (pair) {
+    const local = report.get(pair.localCandidateId);
     values.rttMs = pair.currentRoundTripTime != null ? Math.round(pair.currentRoundTripTime * MS_PER_SECOND) : null;
-    values.localCandidateType = report.get(pair.localCandidateId)?.candidateType ?? null;
+    values.localCandidateType = local?.candidateType ?? null;
+    values.localRelayProtocol = local?.candidateType === "relay" ? local.relayProtocol ?? null : null;
     values.remoteCandidateType = report.get(pair.remoteCandidateId)?.candidateType ?? null;
   }
   if (ttffMs === null && values.framesDecoded > 0) values.ttffMs = Math.round(now - offerAt);
@@ -72,11 +77,18 @@ function audioValues(s) {
   };
 }
 
-/** The overlay's text: one line each for video, network, timing, and audio once there is any. */
+/** The call's path as `local ↔ remote` candidate types, the relay's protocol with a local relay: `relay(tcp) ↔ srflx`. */
+export function describePath(s) {
+  const local = `${s.localCandidateType ?? "?"}${s.localRelayProtocol ? `(${s.localRelayProtocol})` : ""}`;
+  return `${local} ↔ ${s.remoteCandidateType ?? "?"}`;
+}
+
+/** The overlay's text: one line each for video, network (with ICE restarts, if any), timing, and audio once there is any. */
 export function describeStats(s) {
+  const restarts = s.iceRestarts > 0 ? ` · ${s.iceRestarts} ICE restart${s.iceRestarts === 1 ? "" : "s"}` : "";
   const lines = [
     `${s.frameWidth}×${s.frameHeight} ${s.codec ?? ""} · ${Math.round(s.fps)} fps · ${s.bitrateKbps} kb/s`,
-    `RTT ${s.rttMs ?? "?"} ms · ${s.localCandidateType ?? "?"} ↔ ${s.remoteCandidateType ?? "?"}`,
+    `RTT ${s.rttMs ?? "?"} ms · ${describePath(s)}${restarts}`,
     `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
   ];
   if (s.audioPacketsReceived > 0 || s.audioPacketsSent > 0) {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Call, byeOutcome, deviceErrorOutcome } from "../js/call.js";
+import { DISCONNECTED_GRACE_MS, MAX_ICE_RESTARTS, RESTART_TIMEOUT_MS } from "../js/restart.js";
 
 const PREFIX = "p";
 const SESSION = "S".repeat(22);
@@ -74,6 +75,10 @@ class FakePeerConnection {
     this.remoteDescription = null;
     this.candidates = [];
     this.connectionState = "new";
+    this.iceConnectionState = "new";
+    this.signalingState = "stable";
+    this.offerOptions = [];
+    this.rollbacks = 0;
     this.closed = false;
   }
 
@@ -87,19 +92,30 @@ class FakePeerConnection {
     return this.transceivers;
   }
 
-  async createOffer() {
-    return { type: "offer", sdp: "v=0 offer" };
+  /** Offer n carries ICE generation `ufn`. */
+  async createOffer(options = {}) {
+    this.offerOptions.push(options);
+    const n = this.offerOptions.length;
+    return { type: "offer", sdp: `v=0 offer ${n}\r\na=ice-ufrag:uf${n}\r\n` };
   }
 
-  /** Gathers one host candidate at once, as a browser may before the offer is out. */
+  /** Gathers one host candidate of the offer's generation at once, as a browser may before the offer is out. */
   async setLocalDescription(description) {
+    if (description.type === "rollback") {
+      this.rollbacks += 1;
+      this.signalingState = "stable";
+      return;
+    }
     this.localDescription = description;
-    this.onicecandidate({ candidate: { candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "uf" } });
+    this.signalingState = "have-local-offer";
+    const ufrag = /a=ice-ufrag:(\S+)/.exec(description.sdp)[1];
+    this.onicecandidate({ candidate: { candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: ufrag } });
   }
 
   async setRemoteDescription(description) {
     this.remoteDescription = description;
     this.remoteDescriptions.push(description);
+    this.signalingState = "stable";
     for (const t of this.transceivers) t.currentDirection = t.direction;
   }
 
@@ -115,7 +131,10 @@ class FakePeerConnection {
     this.closed = true;
   }
 
+  /** Both states change, ICE's first, as in a browser. */
   becomes(state) {
+    this.iceConnectionState = state;
+    this.oniceconnectionstatechange();
     this.connectionState = state;
     this.onconnectionstatechange();
   }
@@ -126,7 +145,7 @@ function fakeMic() {
 }
 
 /** A started call to device `cam` (with `device` fields) that has offered; closed after the test. */
-async function offeredCall(t, device = {}) {
+async function offeredCall(t, device = {}, { now = () => 1000, relayOnly = false } = {}) {
   const broker = fakeBroker();
   const hooks = queue();
   const pcs = [];
@@ -142,8 +161,9 @@ async function offeredCall(t, device = {}) {
       return pcs[0];
     },
     openMic: async () => mic,
-    now: () => 1000,
+    now,
     sessionId: SESSION,
+    relayOnly,
   });
   t.after(() => call.close());
   call.start();
@@ -162,11 +182,11 @@ async function deliver(call, broker, body) {
 test("the call listens on out/S before it says anything, then asks for ICE servers, offers, and trickles", async (t) => {
   const { broker, hooks, pc, offer } = await offeredCall(t);
   assert.deepEqual(broker.log.slice(0, 3), [`subscribe ${OUT}`, `publish ${IN} ice-servers`, `publish ${IN} offer`]);
-  assert.equal(offer.sdp, "v=0 offer");
+  assert.match(offer.sdp, /^v=0 offer 1\r\n/);
   assert.deepEqual(pc.config, { iceServers: [{ urls: ["turn:t:3478"], username: "u", credential: "c" }], bundlePolicy: "max-bundle" });
   assert.deepEqual(await hooks.next("state"), ["calling"]);
   const candidate = await broker.sent.next("candidate");
-  assert.deepEqual(candidate, { v: 1, type: "candidate", candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "uf" });
+  assert.deepEqual(candidate, { v: 1, type: "candidate", candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "uf1" });
   assert.deepEqual(pc.transceivers.map((x) => [x.kind, x.direction]), [["video", "recvonly"], ["audio", "recvonly"]], "a device without two-way audio gets a listen-only offer");
 });
 
@@ -292,4 +312,78 @@ test("a device's bye: before media it is a connectivity error, after it a normal
   assert.equal(early.code, "no-connectivity");
   assert.equal(early.quiet, true);
   assert.match(early.message, /^The device ended the call before media connected \(timeout\)\. .*TURN server/);
+});
+
+test("relay only: the peer connection may use TURN-relayed candidates only", async (t) => {
+  const { pc } = await offeredCall(t, {}, { relayOnly: true });
+  assert.equal(pc.config.iceTransportPolicy, "relay");
+});
+
+/** A call that connected, with mocked timers and a clock the test moves with them. */
+async function connectedCall(t) {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const clock = { at: 1000 };
+  const parts = await offeredCall(t, {}, { now: () => clock.at });
+  await deliver(parts.call, parts.broker, { type: "answer", sdp: "v=0 answer 1" });
+  parts.pc.becomes("connected");
+  const advance = (ms) => {
+    clock.at += ms;
+    t.mock.timers.tick(ms);
+  };
+  return { ...parts, advance };
+}
+
+test("a path lost past the grace period restarts ICE on the same session, and the call goes on", async (t) => {
+  const { call, broker, hooks, pc, advance } = await connectedCall(t);
+  assert.equal((await broker.sent.next("candidate")).usernameFragment, "uf1");
+  pc.becomes("disconnected");
+  advance(DISCONNECTED_GRACE_MS - 1);
+  assert.equal(pc.offerOptions.length, 1, "nothing within the grace period");
+  advance(1);
+  const offer = await broker.sent.next("offer");
+  assert.deepEqual(pc.offerOptions[1], { iceRestart: true });
+  assert.match(offer.sdp, /a=ice-ufrag:uf2/);
+  const candidate = await broker.sent.next("candidate");
+  assert.equal(candidate.usernameFragment, "uf2", "a candidate of the new generation names it");
+  assert.ok(broker.log.indexOf(`publish ${IN} offer`, 2) < broker.log.lastIndexOf(`publish ${IN} candidate`), "the offer goes out before its candidates");
+  assert.deepEqual(hooks.entries.filter((e) => e.name === "state").map((e) => e.value[0]), ["calling", "connected", "reconnecting"]);
+  assert.equal(call.stats.iceRestarts, 1);
+
+  await deliver(call, broker, { type: "answer", sdp: "v=0 answer 2" });
+  assert.equal(pc.remoteDescriptions.at(-1).sdp, "v=0 answer 2");
+  await deliver(call, broker, { type: "candidate", candidate: "candidate:gen2", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "dev2" });
+  assert.equal(pc.candidates.at(-1).usernameFragment, "dev2");
+  pc.becomes("connected");
+  assert.equal(hooks.entries.filter((e) => e.name === "state").at(-1).value[0], "connected");
+  advance(RESTART_TIMEOUT_MS);
+  assert.equal(pc.offerOptions.length, 2, "a restart that reconnected is not repeated");
+  assert.ok(!call.closed);
+});
+
+test("an offer error during a restart is shown, and the call goes on", async (t) => {
+  const { call, broker, hooks, pc } = await connectedCall(t);
+  pc.becomes("failed");
+  await broker.sent.next("offer");
+  await deliver(call, broker, { type: "error", code: "bad-request", re: "offer", message: "The offer was refused." });
+  assert.deepEqual(await hooks.next("problem"), ["bad-request", "Front door: The offer was refused."]);
+  assert.ok(!call.closed);
+});
+
+test(`failed restarts at once; unanswered restarts are rolled back and retried; after ${MAX_ICE_RESTARTS} the call ends`, async (t) => {
+  const { call, broker, hooks, pc, advance } = await connectedCall(t);
+  pc.becomes("failed");
+  await broker.sent.next("offer");
+  assert.equal(pc.offerOptions.length, 2, "one restart for one failure, though both states report it");
+  for (let i = 2; i <= MAX_ICE_RESTARTS; i++) {
+    advance(RESTART_TIMEOUT_MS);
+    await broker.sent.next("offer");
+    assert.equal(pc.rollbacks, i - 1, "the unanswered offer is rolled back first");
+  }
+  assert.equal(call.stats.iceRestarts, MAX_ICE_RESTARTS);
+  advance(RESTART_TIMEOUT_MS);
+  const [outcome] = await hooks.next("ended");
+  assert.equal(outcome.code, "connection-lost");
+  assert.match((await broker.sent.next("bye")).reason, /ICE restarts/);
+  assert.equal(pc.offerOptions.length, 1 + MAX_ICE_RESTARTS);
+  assert.ok(pc.closed);
 });

@@ -14,6 +14,7 @@ test("a full plain-mode link is read field by field", () => {
     key: null,
     name: null,
     auto: false,
+    relay: false,
   });
 });
 
@@ -55,9 +56,23 @@ test("the bookmark fragment leaves out what is not set", () => {
   assert.equal(linkFragment({ broker: "ws://h:1", prefix: "p", username: "", password: "" }, null), "#v=1&b=ws%3A%2F%2Fh%3A1&p=p");
 });
 
+test("relay=1 asks for relayed candidates only; anything else does not", () => {
+  assert.equal(parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam&relay=1").relay, true);
+  assert.equal(parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam&relay=0").relay, false);
+  assert.equal(parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam&relay=yes").relay, false);
+  assert.equal(parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam").relay, false);
+});
+
+test("the bookmark fragment keeps the relay option", () => {
+  const form = { broker: "ws://h:1", prefix: "p", username: "", password: "" };
+  assert.equal(linkFragment(form, "cam", { relay: true }), "#v=1&b=ws%3A%2F%2Fh%3A1&p=p&d=cam&relay=1");
+  assert.equal(linkFragment(form, "cam", { relay: false }), "#v=1&b=ws%3A%2F%2Fh%3A1&p=p&d=cam");
+});
+
 test("a link round-trips through its own fragment, minus the password", () => {
-  const opened = parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&p=x%2Fy&d=cam&u=alice&w=secret");
-  const again = parseLink(linkFragment({ broker: opened.broker, prefix: opened.prefix, username: opened.username, password: opened.password }, opened.device));
+  const opened = parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&p=x%2Fy&d=cam&u=alice&w=secret&relay=1");
+  const form = { broker: opened.broker, prefix: opened.prefix, username: opened.username, password: opened.password };
+  const again = parseLink(linkFragment(form, opened.device, { relay: opened.relay }));
   assert.deepEqual(again, { ...opened, password: null });
 });
 

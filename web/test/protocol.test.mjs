@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, parseObject, randomSessionId, sessionTopics, statusFilter, statusUpdate,
+  candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, iceUfrag, parseObject, randomSessionId, sessionTopics, statusFilter, statusUpdate,
 } from "../js/protocol.js";
 
 const bytes = (text) => new TextEncoder().encode(text);
@@ -64,6 +64,14 @@ test("a local candidate becomes a candidate body; the end-of-candidates names th
   assert.deepEqual(candidateBody(candidate, "0"), { type: "candidate", ...candidate });
   assert.deepEqual(candidateBody(null, "v0"), { type: "candidate", candidate: "", sdpMid: "v0", sdpMLineIndex: 0 });
   assert.deepEqual(candidateBody(null, undefined), { type: "candidate", candidate: "", sdpMid: "0", sdpMLineIndex: 0 });
+  assert.deepEqual(candidateBody(null, "0", "gen2"), { type: "candidate", candidate: "", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "gen2" },
+    "end-of-candidates names the ICE generation it ends, as every candidate after a restart must");
+});
+
+test("the ICE username fragment of a session description", () => {
+  assert.equal(iceUfrag("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:Ab+/\r\na=ice-pwd:x\r\n"), "Ab+/");
+  assert.equal(iceUfrag("v=0\r\n"), null);
+  assert.equal(iceUfrag(undefined), null, "no local description yet");
 });
 
 test("a device candidate without sdpMid or sdpMLineIndex applies to the first m-line", () => {

@@ -1,7 +1,7 @@
 // The overlay's numbers from getStats() reports (fixtures shaped like Chromium's).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { describeStats, emptyStats, readStats } from "../js/stats.js";
+import { describePath, describeStats, emptyStats, readStats } from "../js/stats.js";
 
 /** A report as getStats() returns it: stats objects by id. */
 function report(...stats) {
@@ -32,6 +32,7 @@ test("video numbers, codec, round trip and candidate types come from one report"
   assert.equal(values.codec, "H264");
   assert.equal(values.rttMs, 23);
   assert.equal(values.localCandidateType, "host");
+  assert.equal(values.localRelayProtocol, null);
   assert.equal(values.remoteCandidateType, "srflx");
   assert.equal(values.bitrateKbps, undefined, "no bitrate from a single report");
   assert.deepEqual(sample, { at: 10000, bytes: 500000 });
@@ -68,6 +69,44 @@ test("a pair without a round trip yet has none; unknown candidates are null", ()
   assert.equal(values.rttMs, null);
   assert.equal(values.localCandidateType, "host");
   assert.equal(values.remoteCandidateType, null);
+});
+
+// Chromium's report of a call relayed through TURN over TCP, to a device's
+// reflexive candidate, after the path moved from an earlier pair.
+const RELAYED = [
+  { id: "T01", type: "transport", selectedCandidatePairId: "CP-relay", dtlsState: "connected", iceState: "connected" },
+  { id: "CP-host", type: "candidate-pair", transportId: "T01", localCandidateId: "I-host", remoteCandidateId: "I-dev-host", state: "failed", nominated: true, currentRoundTripTime: 0.001 },
+  { id: "CP-relay", type: "candidate-pair", transportId: "T01", localCandidateId: "I-relay", remoteCandidateId: "I-dev-srflx", state: "succeeded", nominated: true, currentRoundTripTime: 0.0412 },
+  { id: "I-host", type: "local-candidate", transportId: "T01", candidateType: "host", protocol: "udp", address: "192.168.1.20", port: 53000 },
+  { id: "I-relay", type: "local-candidate", transportId: "T01", candidateType: "relay", protocol: "udp", relayProtocol: "tcp",
+    address: "203.0.113.5", port: 49160, url: "turn:203.0.113.5:3478?transport=tcp", networkType: "wifi" },
+  { id: "I-dev-host", type: "remote-candidate", transportId: "T01", candidateType: "host", protocol: "udp", address: "10.0.0.7", port: 40000 },
+  { id: "I-dev-srflx", type: "remote-candidate", transportId: "T01", candidateType: "srflx", protocol: "udp", address: "198.51.100.9", port: 61000 },
+];
+
+test("a relayed path: the selected pair's local relay with its TURN protocol, and the remote type", () => {
+  const { values } = readStats(report(...RELAYED), FIRST);
+  assert.equal(values.localCandidateType, "relay");
+  assert.equal(values.localRelayProtocol, "tcp");
+  assert.equal(values.remoteCandidateType, "srflx");
+  assert.equal(values.rttMs, 41);
+  assert.equal(describePath({ ...emptyStats(), ...values }), "relay(tcp) ↔ srflx");
+});
+
+test("the path's types as the overlay writes them", () => {
+  const path = (localCandidateType, localRelayProtocol, remoteCandidateType) => describePath({ localCandidateType, localRelayProtocol, remoteCandidateType });
+  assert.equal(path("relay", "udp", "host"), "relay(udp) ↔ host");
+  assert.equal(path("relay", "tls", "relay"), "relay(tls) ↔ relay");
+  assert.equal(path("relay", null, "prflx"), "relay ↔ prflx", "a browser that does not report the relay protocol");
+  assert.equal(path("srflx", null, "prflx"), "srflx ↔ prflx");
+  assert.equal(path(null, null, null), "? ↔ ?");
+});
+
+test("a relay protocol is only read from a relay candidate", () => {
+  const odd = { ...LOCAL, relayProtocol: "udp" };
+  const { values } = readStats(report(odd, REMOTE, PAIR, TRANSPORT), FIRST);
+  assert.equal(values.localCandidateType, "host");
+  assert.equal(values.localRelayProtocol, null);
 });
 
 test("audio in and out: packets, loss, energy, level and the mean jitter buffer delay", () => {
@@ -109,4 +148,11 @@ test("the overlay of a two-way call", () => {
     "connected in 180 ms · first frame 420 ms · 900 frames",
     "audio 1500 packets (2 lost) · 40 sent · level 0.12 · jitter buffer 60 ms",
   ].join("\n"));
+});
+
+test("the overlay of a relayed call that restarted ICE", () => {
+  const stats = { ...emptyStats(), rttMs: 41, localCandidateType: "relay", localRelayProtocol: "udp", remoteCandidateType: "srflx" };
+  assert.equal(describeStats(stats).split("\n")[1], "RTT 41 ms · relay(udp) ↔ srflx");
+  assert.equal(describeStats({ ...stats, iceRestarts: 1 }).split("\n")[1], "RTT 41 ms · relay(udp) ↔ srflx · 1 ICE restart");
+  assert.equal(describeStats({ ...stats, iceRestarts: 2 }).split("\n")[1], "RTT 41 ms · relay(udp) ↔ srflx · 2 ICE restarts");
 });
