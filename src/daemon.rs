@@ -15,7 +15,7 @@ use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
 use crate::media::video::{self, VideoSource};
 use crate::rtc::driver::SessionMedia;
-use crate::rtc::ice::servers::{self, IceServerUrl, TurnAuth};
+use crate::rtc::ice::servers::{self, Gathering, IceServerUrl, TurnAuth};
 use crate::rtc::session::{AudioCaps, SessionConfig, SessionLimits};
 use crate::service::{self, Drops, Health, ServiceNotifier};
 use crate::signal::manager::{ManagerInputs, ManagerSetup, SessionManager};
@@ -61,7 +61,14 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
     let setup = ManagerSetup {
         name: config.device.name.clone(),
         max_viewers: config.device.max_viewers,
-        session: SessionConfig::new(limits, audio_caps, gathering_servers(&config))?,
+        session: SessionConfig::new(
+            limits,
+            audio_caps,
+            Gathering {
+                servers: gathering_servers(&config).into(),
+                tls: servers::tls_config(config.webrtc.turn_ca_file.as_deref())?,
+            },
+        )?,
         interfaces: config.webrtc.interfaces.clone(),
         ports: config.webrtc.ports(),
         ice_servers: config.webrtc.ice_servers.clone(),

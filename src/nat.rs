@@ -236,6 +236,7 @@ pub(crate) fn probe(config: &Config) -> anyhow::Result<Probe> {
         }
     }
     let now = crate::signal::protocol::unix_seconds(SystemTime::now());
+    let tls = servers::tls_config(config.webrtc.turn_ca_file.as_deref())?;
     let behaviour = match stun {
         Some(stun) => {
             let server = smol::block_on(servers::resolve(std::slice::from_ref(&stun), now))
@@ -261,7 +262,10 @@ pub(crate) fn probe(config: &Config) -> anyhow::Result<Probe> {
                 _ => "UDP",
             };
             let label = format!("TURN over {transport} {}:{}", turn.host, turn.port);
-            (label, allocate(turn, now).map_err(|e| format!("{e:#}")))
+            (
+                label,
+                allocate(turn, now, &tls).map_err(|e| format!("{e:#}")),
+            )
         })
         .collect();
     Ok(Probe { behaviour, relays })
@@ -460,7 +464,11 @@ fn plain_address(value: &[u8]) -> Option<SocketAddr> {
 
 /// Allocates a relay on `turn` (credentials minted for `now` where a
 /// secret is set); returns the relayed address.
-fn allocate(turn: &IceServerUrl, now: u64) -> anyhow::Result<SocketAddr> {
+fn allocate(
+    turn: &IceServerUrl,
+    now: u64,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> anyhow::Result<SocketAddr> {
     let server = smol::block_on(servers::resolve(std::slice::from_ref(turn), now))
         .pop()
         .with_context(|| format!("cannot resolve {}", turn.host))?;
@@ -468,7 +476,7 @@ fn allocate(turn: &IceServerUrl, now: u64) -> anyhow::Result<SocketAddr> {
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
     let local = socket.local_addr()?;
     let started = Instant::now();
-    let mut gatherer = Gatherer::new(&[local], std::slice::from_ref(&server), 0, started);
+    let mut gatherer = Gatherer::new(&[local], std::slice::from_ref(&server), tls, 0, started);
     let mut tcp: Option<(usize, TcpStream)> = None;
     let mut buf = [0u8; 4096];
     while started.elapsed() < ALLOCATION_WAIT {

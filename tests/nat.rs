@@ -7,7 +7,7 @@ use std::time::Duration;
 mod common;
 
 use common::Daemon;
-use common::lab::{Lab, MQTT_PORT, Nat, PUBLIC_SERVICES, TURN_PORT, TURN_USER};
+use common::lab::{Lab, MQTT_PORT, Nat, PUBLIC_SERVICES, TURN_PORT, TURN_TLS_PORT, TURN_USER};
 use common::viewer::{Mqtt, session_id, try_call_trickling, try_call_via};
 
 const DEVICE: &str = "natcam";
@@ -38,6 +38,8 @@ fn call_gathering_from(device: Nat, viewer: Nat, urls: &[&str]) -> Call {
     let urls = serde_json::to_string(urls).unwrap();
     let mut lab = Lab::new(device, viewer);
     lab.start_services();
+    let ca = lab.turn_certificate();
+    let ca = ca.display();
     let ns = lab.ns("dev");
     let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
     let (user, password) = TURN_USER;
@@ -55,6 +57,7 @@ height = 240
 bitrate_kbps = 300
 [webrtc]
 interfaces = ["{device_ip}"]
+turn_ca_file = "{ca}"
 [[webrtc.ice_servers]]
 urls = {urls}
 username = "{user}"
@@ -468,4 +471,27 @@ fn cpu_ticks(pid: u32) -> u64 {
             .get(12)
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0)
+}
+
+#[test]
+fn a_device_whose_network_blocks_udp_connects_through_turn_over_tls() {
+    let call = call_gathering_from(
+        Nat::UdpBlocked,
+        Nat::PortRestricted,
+        &[&format!("turns:{PUBLIC_SERVICES}:{TURN_TLS_PORT}")],
+    );
+    assert_eq!(
+        call.kinds
+            .iter()
+            .filter(|k| *k != "host")
+            .collect::<Vec<_>>(),
+        ["relay"],
+        "{:?}",
+        call.kinds
+    );
+    assert!(
+        path(&call.log).contains("(TURN over tls)"),
+        "{}",
+        path(&call.log)
+    );
 }

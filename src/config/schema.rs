@@ -219,6 +219,9 @@ pub(crate) struct WebRtcConfig {
     pub(crate) connect_timeout_secs: u64,
     /// STUN/TURN servers handed to viewers.
     pub(crate) ice_servers: Vec<IceServerConfig>,
+    /// PEM certificates the device trusts for `turns:` servers besides the
+    /// system's roots (a private CA, a self-signed coturn).
+    pub(crate) turn_ca_file: Option<PathBuf>,
 }
 
 impl Default for WebRtcConfig {
@@ -229,6 +232,7 @@ impl Default for WebRtcConfig {
             peer_timeout_secs: 30,
             connect_timeout_secs: 30,
             ice_servers: Vec::new(),
+            turn_ca_file: None,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::media::fanout::{Fanout, Subscription};
 use crate::rtc::ice::gather::{
     CLOSE_FLUSH, FromServer, GATHER_TIMEOUT, GatherEvent, Gatherer, StreamId, ToServer,
 };
-use crate::rtc::ice::servers::{self, IceServerUrl, ResolvedServer};
+use crate::rtc::ice::servers::{self, Gathering, ResolvedServer};
 use crate::rtc::session::{Answer, CandidateLine, EndReason, Refusal, Session, SessionOutput};
 
 /// Frames queued per viewer before it skips to the next keyframe
@@ -102,20 +102,20 @@ pub(crate) struct SessionMedia {
     pub(crate) talkback: Option<Talkback>,
 }
 
-/// Starts the task running session `id`, gathering from `ice_servers`;
-/// its last report is always `Ended`.
+/// Starts the task running session `id`, gathering per `gathering`; its
+/// last report is always `Ended`.
 pub(crate) fn spawn(
     id: Arc<str>,
     session: Session,
     sockets: Vec<UdpSocket>,
-    ice_servers: Arc<[IceServerUrl]>,
+    gathering: Gathering,
     media: SessionMedia,
     control: async_channel::Receiver<Control>,
     reports: async_channel::Sender<SessionReport>,
 ) -> smol::Task<()> {
     smol::spawn(async move {
         let reason = match Driver::new(Arc::clone(&id), session, sockets, media, reports.clone()) {
-            Ok(mut driver) => driver.run(&control, ice_servers).await,
+            Ok(mut driver) => driver.run(&control, gathering).await,
             Err(e) => EndReason::Socket(e.to_string()),
         };
         let _ = reports
@@ -176,6 +176,8 @@ struct Driver {
     gatherer: Option<Gatherer>,
     /// The number the next gatherer's first TCP connection gets.
     next_stream: StreamId,
+    /// Trust anchors for TURN over TLS.
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// Whether end-of-candidates went out (or nothing is gathered at all).
     gathering_done: bool,
     /// TCP connections to TURN servers, and where their tasks report.
@@ -211,6 +213,7 @@ impl Driver {
             servers: Vec::new(),
             gatherer: None,
             next_stream: 0,
+            tls: None,
             gathering_done: true,
             streams: HashMap::new(),
             stream_events: async_channel::bounded(DATAGRAM_QUEUE),
@@ -221,8 +224,10 @@ impl Driver {
     async fn run(
         &mut self,
         control: &async_channel::Receiver<Control>,
-        ice_servers: Arc<[IceServerUrl]>,
+        gathering: Gathering,
     ) -> EndReason {
+        let ice_servers = Arc::clone(&gathering.servers);
+        self.tls = Some(gathering.tls);
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::session_started();
         let (datagrams_tx, datagrams) = async_channel::bounded::<Datagram>(DATAGRAM_QUEUE);
@@ -314,9 +319,13 @@ impl Driver {
         self.gathering_done = false;
         let first_stream = self.next_stream;
         self.next_stream += self.servers.len();
+        let Some(tls) = &self.tls else {
+            return;
+        };
         self.gatherer = Some(Gatherer::new(
             &locals,
             &self.servers,
+            tls,
             first_stream,
             Instant::now(),
         ));

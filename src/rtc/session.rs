@@ -17,7 +17,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::media::EncodedFrame;
 use crate::media::audio::OpusPacket;
-use crate::rtc::ice::servers::IceServerUrl;
+use crate::rtc::ice::servers::Gathering;
 
 /// Payload types offered for H.264 (constrained baseline, packetization mode 1).
 const H264_PROFILES: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
@@ -39,7 +39,7 @@ pub(crate) struct SessionConfig {
     /// What the device can do with audio.
     pub(crate) audio: AudioCaps,
     /// STUN/TURN servers the device gathers from.
-    pub(crate) ice_servers: Arc<[IceServerUrl]>,
+    pub(crate) gathering: Gathering,
     dtls_cert: DtlsCert,
 }
 
@@ -48,7 +48,7 @@ impl SessionConfig {
     pub(crate) fn new(
         limits: SessionLimits,
         audio: AudioCaps,
-        ice_servers: Vec<IceServerUrl>,
+        gathering: Gathering,
     ) -> anyhow::Result<Self> {
         let dtls_cert = str0m::crypto::from_feature_flags()
             .dtls_provider
@@ -57,7 +57,7 @@ impl SessionConfig {
         Ok(SessionConfig {
             limits,
             audio,
-            ice_servers: ice_servers.into(),
+            gathering,
             dtls_cert,
         })
     }
@@ -342,7 +342,7 @@ impl Session {
             ));
         }
         let mut answer = session.finish_answer(answer.to_sdp_string());
-        answer.complete = config.ice_servers.is_empty();
+        answer.complete = config.gathering.servers.is_empty();
         Ok((session, answer))
     }
 
@@ -828,11 +828,21 @@ mod tests {
         peer_timeout: Duration::from_secs(30),
     };
 
+    /// Gathering from no server.
+    pub(super) fn no_gathering() -> Gathering {
+        Gathering {
+            servers: Vec::new().into(),
+            tls: crate::rtc::ice::servers::tls_config(None).unwrap(),
+        }
+    }
+
     /// The session configuration, its certificate made once per test binary.
     fn test_config() -> SessionConfig {
         static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
         CONFIG
-            .get_or_init(|| SessionConfig::new(LIMITS, AudioCaps::default(), Vec::new()).unwrap())
+            .get_or_init(|| {
+                SessionConfig::new(LIMITS, AudioCaps::default(), no_gathering()).unwrap()
+            })
             .clone()
     }
 

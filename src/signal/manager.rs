@@ -469,7 +469,7 @@ impl SessionManager {
             id,
             session,
             sockets,
-            Arc::clone(&self.setup.session.ice_servers),
+            self.setup.session.gathering.clone(),
             self.media.clone(),
             control_rx,
             self.reports_tx.clone(),

@@ -15,6 +15,8 @@ const PUBLIC_SERVICES_OTHER: &str = "198.51.100.4";
 pub(crate) const MQTT_PORT: u16 = 1883;
 /// coturn's port on the public side (STUN and TURN over UDP and TCP).
 pub(crate) const TURN_PORT: u16 = 3478;
+/// coturn's port for TURN over TLS.
+pub(crate) const TURN_TLS_PORT: u16 = 5349;
 /// The TURN user coturn knows.
 pub(crate) const TURN_USER: (&str, &str) = ("peercam", "lab-secret");
 
@@ -292,8 +294,39 @@ impl Lab {
         ip(&["netns", "exec", ns, "nft", "-f", path.to_str().unwrap()]);
     }
 
+    /// The self-signed certificate coturn presents for TURN over TLS (for
+    /// the address 198.51.100.1), to trust with `webrtc.turn_ca_file`.
+    pub(crate) fn turn_certificate(&self) -> std::path::PathBuf {
+        self.dir.0.join("turn.crt")
+    }
+
     /// Starts Mosquitto and coturn on the public side.
     pub(crate) fn start_services(&mut self) {
+        let (cert, key) = (self.turn_certificate(), self.dir.0.join("turn.key"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=lab-turn"])
+            .args(["-addext", &format!("subjectAltName=IP:{PUBLIC_SERVICES}")])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            made.success(),
+            "openssl could not make the TURN certificate"
+        );
         let mosquitto = self.dir.0.join("mosquitto.conf");
         std::fs::write(
             &mosquitto,
@@ -309,11 +342,14 @@ impl Lab {
                 "listening-ip={PUBLIC_SERVICES}\nlistening-ip={PUBLIC_SERVICES_OTHER}\n\
                  relay-ip={PUBLIC_SERVICES}\nlistening-port={TURN_PORT}\n\
                  alt-listening-port={}\nmin-port=49152\nmax-port=49999\nlt-cred-mech\n\
-                 user={}:{}\nrealm=lab.test\nfingerprint\nno-tls\nno-dtls\nno-cli\n\
+                 user={}:{}\nrealm=lab.test\nfingerprint\nno-dtls\nno-cli\n\
+                 tls-listening-port={TURN_TLS_PORT}\ncert={}\npkey={}\n\
                  log-file=stdout\nsimple-log\npidfile={}/turn.pid\nuserdb={}/turn.sqlite\n",
                 TURN_PORT + 1,
                 TURN_USER.0,
                 TURN_USER.1,
+                cert.display(),
+                key.display(),
                 self.dir.0.display(),
                 self.dir.0.display()
             ),

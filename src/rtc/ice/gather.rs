@@ -9,12 +9,12 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::Candidate;
 use str0m::net::Protocol;
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
-use turn_client_proto::client::TurnClient;
 use turn_client_proto::stun::Instant as TurnInstant;
 use turn_client_proto::stun::agent::Transmit;
 use turn_client_proto::tcp::TurnClientTcp;
@@ -25,6 +25,9 @@ use turn_client_proto::types::stun::message::{
 use turn_client_proto::types::stun::prelude::MessageWrite;
 use turn_client_proto::types::{TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
+use turn_client_rustls::TurnClientRustls;
+use turn_client_rustls::rustls::ClientConfig;
+use turn_client_rustls::rustls::pki_types::ServerName;
 
 use super::servers::{ResolvedServer, ServerRole, TurnAuth, TurnTransport};
 
@@ -47,6 +50,21 @@ pub(crate) enum GatherEvent {
     Candidate(Candidate),
     /// Nothing more will be gathered: end-of-candidates.
     Done,
+}
+
+turn_client_proto::impl_client!(
+    pub(crate) RelayClient,
+    (Udp, TurnClientUdp),
+    (Tcp, TurnClientTcp),
+    (Tls, TurnClientRustls)
+);
+
+/// What a relay over a TCP connection needs once the connection is up.
+struct Connecting {
+    server: SocketAddr,
+    config: TurnConfig,
+    /// For TURN over TLS: the name to verify, and the trust anchors.
+    tls: Option<(ServerName<'static>, Arc<ClientConfig>)>,
 }
 
 /// One TCP connection to a TURN server, numbered by the gatherer.
@@ -114,9 +132,9 @@ struct Binding {
 /// One TURN allocation, over UDP from a media socket or over its own TCP
 /// connection.
 struct Relay {
-    /// Until its TCP connection is up: none, and the server and config.
-    client: Option<TurnClient>,
-    connecting: Option<(SocketAddr, TurnConfig)>,
+    /// Until its TCP connection is up: none, and what it will need.
+    client: Option<RelayClient>,
+    connecting: Option<Connecting>,
     /// Its TCP connection, if it runs over one, and that connection's frames.
     stream: Option<StreamId>,
     framer: TcpFramer,
@@ -144,10 +162,12 @@ impl Gatherer {
     /// server (the relay serves every socket's pairs). TLS is not built yet
     /// and is left out with a warning.
     /// TCP connections are numbered from `first_stream`, so numbers stay
-    /// unique across the gatherers of one session.
+    /// unique across the gatherers of one session; `tls` is whom `turns:`
+    /// servers must prove to be.
     pub(crate) fn new(
         locals: &[SocketAddr],
         servers: &[ResolvedServer],
+        tls: &Arc<ClientConfig>,
         first_stream: StreamId,
         now: Instant,
     ) -> Self {
@@ -188,20 +208,31 @@ impl Gatherer {
             match transport {
                 TurnTransport::Udp => relays.extend(locals.map(|local| {
                     let client = TurnClientUdp::allocate(*local, server.addr, config.clone());
-                    relay(Some(TurnClient::Udp(client)), None, None)
+                    relay(Some(RelayClient::Udp(client)), None, None)
                 })),
-                TurnTransport::Tcp => {
+                TurnTransport::Tcp | TurnTransport::Tls => {
+                    let tls = match transport {
+                        TurnTransport::Tls => match ServerName::try_from(server.host.clone()) {
+                            Ok(name) => Some((name, Arc::clone(tls))),
+                            Err(e) => {
+                                tracing::warn!("{}: {e}; the device does not use it", server.url);
+                                continue;
+                            }
+                        },
+                        _ => None,
+                    };
                     let stream = first_stream + relays.len();
                     outgoing.push_back(ToServer::Connect {
                         stream,
                         server: server.addr,
                     });
-                    relays.push(relay(None, Some((server.addr, config)), Some(stream)));
+                    let connecting = Connecting {
+                        server: server.addr,
+                        config,
+                        tls,
+                    };
+                    relays.push(relay(None, Some(connecting), Some(stream)));
                 }
-                TurnTransport::Tls => tracing::warn!(
-                    "{}: TURN over TLS is not supported yet; the device does not use it",
-                    server.url
-                ),
             }
         }
         let mut gatherer = Gatherer {
@@ -278,11 +309,19 @@ impl Gatherer {
     /// relay allocates now.
     pub(crate) fn stream_connected(&mut self, stream: StreamId, local: SocketAddr, now: Instant) {
         if let Some(relay) = self.relays.iter_mut().find(|r| r.stream == Some(stream))
-            && let Some((server, config)) = relay.connecting.take()
+            && let Some(connecting) = relay.connecting.take()
         {
-            relay.client = Some(TurnClient::Tcp(TurnClientTcp::allocate(
-                local, server, config,
-            )));
+            let Connecting {
+                server,
+                config,
+                tls,
+            } = connecting;
+            relay.client = Some(match tls {
+                Some((name, tls)) => {
+                    RelayClient::Tls(TurnClientRustls::allocate(local, server, config, name, tls))
+                }
+                None => RelayClient::Tcp(TurnClientTcp::allocate(local, server, config)),
+            });
         }
         self.progress(now);
     }
@@ -320,11 +359,17 @@ impl Gatherer {
         else {
             return Vec::new();
         };
-        relay.framer.push(data);
         let mut packets = Vec::new();
-        while let Some(frame) = relay.framer.next_frame() {
-            let frame = Transmit::new(frame.as_slice(), TransportType::Tcp, server, local);
-            packets.extend(relay.receive(frame, at));
+        if matches!(relay.client, Some(RelayClient::Tls(_))) {
+            // TLS records: the client decrypts and frames them itself.
+            packets
+                .extend(relay.receive(Transmit::new(data, TransportType::Tcp, server, local), at));
+        } else {
+            relay.framer.push(data);
+            while let Some(frame) = relay.framer.next_frame() {
+                let frame = Transmit::new(frame.as_slice(), TransportType::Tcp, server, local);
+                packets.extend(relay.receive(frame, at));
+            }
         }
         self.progress(now);
         packets
@@ -349,9 +394,10 @@ impl Gatherer {
         if let Some(client) = &mut relay.client
             && let Ok(Some(transmit)) = client.send_to(TransportType::Udp, to, data, at)
         {
+            let tcp = matches!(client, RelayClient::Tcp(_));
             let transmit = transmit.build();
             let mut data = transmit.data;
-            if stream.is_some() {
+            if tcp {
                 pad_channel_data(&mut data);
             }
             self.outgoing
@@ -374,7 +420,11 @@ impl Gatherer {
     /// (`udp` or `tcp`), if `addr` is one.
     pub(crate) fn relay_transport(&self, addr: SocketAddr) -> Option<&'static str> {
         let relay = self.relays.iter().find(|r| r.relayed == Some(addr))?;
-        Some(if relay.stream.is_some() { "tcp" } else { "udp" })
+        Some(match relay.client {
+            Some(RelayClient::Tls(_)) => "tls",
+            Some(RelayClient::Tcp(_)) => "tcp",
+            _ => "udp",
+        })
     }
 
     /// Whether `addr` is one of this session's relayed addresses.
@@ -462,8 +512,8 @@ impl Gatherer {
                     TurnEvent::AllocationCreateFailed(_) => {
                         relay.finished = true;
                         tracing::warn!(
-                            "{}: no relay allocated (wrong credentials, or the server refused); \
-                             calls go on without it",
+                            "{}: no relay allocated (wrong credentials, an untrusted TLS \
+                             certificate, or the server refused); calls go on without it",
                             relay.url
                         );
                     }
@@ -614,7 +664,12 @@ impl Relay {
         if !client.have_permission(TransportType::Udp, peer.ip()) {
             let _ = client.create_permission(TransportType::Udp, peer.ip(), at);
         }
-        let _ = client.bind_channel(TransportType::Udp, peer, at);
+        // Inside TLS the library would need ChannelData padded (RFC 8656
+        // 12.5), which it cannot do: TLS relays carry Send and Data
+        // indications, which STUN keeps aligned.
+        if !matches!(client, RelayClient::Tls(_)) {
+            let _ = client.bind_channel(TransportType::Udp, peer, at);
+        }
     }
 }
 

@@ -136,6 +136,58 @@ pub(crate) struct ResolvedServer {
     pub(crate) role: ServerRole,
     /// The URL as configured, for logs.
     pub(crate) url: String,
+    /// The host as the URL names it, for TLS.
+    pub(crate) host: String,
+}
+
+/// What a session gathers from: the servers, and whom `turns:` servers
+/// must prove to be.
+#[derive(Clone)]
+pub(crate) struct Gathering {
+    /// The configured STUN/TURN servers.
+    pub(crate) servers: std::sync::Arc<[IceServerUrl]>,
+    /// Trust anchors for TURN over TLS.
+    pub(crate) tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+/// The TLS client configuration for `turns:` servers: the system's roots,
+/// plus the PEM certificates of `extra` (`webrtc.turn_ca_file`).
+pub(crate) fn tls_config(
+    extra: Option<&std::path::Path>,
+) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    use anyhow::Context;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = extra {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read webrtc.turn_ca_file {}", path.display()))?;
+        let mut added = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer<'_> = cert.with_context(|| {
+                format!(
+                    "webrtc.turn_ca_file {}: not PEM certificates",
+                    path.display()
+                )
+            })?;
+            roots
+                .add(cert)
+                .with_context(|| format!("webrtc.turn_ca_file {}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            anyhow::bail!(
+                "webrtc.turn_ca_file {}: no certificate in it",
+                path.display()
+            );
+        }
+    }
+    Ok(std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
 }
 
 /// Reads one `stun:`/`turn:`/`turns:` URL; TURN URLs take `auth`. Errors
@@ -241,6 +293,7 @@ pub(crate) async fn resolve(servers: &[IceServerUrl], now: u64) -> Vec<ResolvedS
                         }
                     },
                     url,
+                    host: server.host.clone(),
                 }),
                 None => tracing::warn!("{url}: no IPv4 address; not used"),
             },

@@ -33,7 +33,15 @@ fn manager_recording(recorder: Arc<Recorder>) -> SessionManager {
     let setup = ManagerSetup {
         name: "test".into(),
         max_viewers: 2,
-        session: SessionConfig::new(limits, AudioCaps::default(), Vec::new()).unwrap(),
+        session: SessionConfig::new(
+            limits,
+            AudioCaps::default(),
+            crate::rtc::ice::servers::Gathering {
+                servers: Vec::new().into(),
+                tls: crate::rtc::ice::servers::tls_config(None).unwrap(),
+            },
+        )
+        .unwrap(),
         interfaces: vec!["lo".into()],
         ports: None,
         ice_servers: Vec::new(),

@@ -85,6 +85,7 @@ impl Coturn {
             addr: SocketAddr::new(server.host.parse().unwrap(), server.port),
             role: server.role,
             url: "test".into(),
+            host: "127.0.0.1".into(),
         })
         .collect()
     }
@@ -96,6 +97,11 @@ impl Drop for Coturn {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Trust anchors for TURN over TLS (the system's).
+fn tls() -> Arc<ClientConfig> {
+    crate::rtc::ice::servers::tls_config(None).unwrap()
 }
 
 /// The parts of a datagram to a server (these tests use UDP only).
@@ -152,7 +158,13 @@ fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
     let coturn = Coturn::start();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
-    let mut gatherer = Gatherer::new(&[local], &coturn.servers("secret"), 0, Instant::now());
+    let mut gatherer = Gatherer::new(
+        &[local],
+        &coturn.servers("secret"),
+        &tls(),
+        0,
+        Instant::now(),
+    );
     let mut events = Vec::new();
     drive(&mut gatherer, &socket, &mut events, |events, _| {
         events.contains(&GatherEvent::Done)
@@ -244,9 +256,10 @@ fn wrong_credentials_and_dead_servers_end_gathering_without_candidates() {
         addr: dead.local_addr().unwrap(),
         role: ServerRole::Stun,
         url: "dead".into(),
+        host: "127.0.0.1".into(),
     });
     let started = Instant::now();
-    let mut gatherer = Gatherer::new(&[local], &servers, 0, started);
+    let mut gatherer = Gatherer::new(&[local], &servers, &tls(), 0, started);
     let mut events = Vec::new();
     drive(&mut gatherer, &socket, &mut events, |events, _| {
         events.contains(&GatherEvent::Done)
@@ -264,6 +277,7 @@ fn malformed_server_replies_are_dropped() {
             addr: server,
             role: ServerRole::Stun,
             url: "s".into(),
+            host: "127.0.0.1".into(),
         },
         ResolvedServer {
             addr: "127.0.0.1:3479".parse().unwrap(),
@@ -277,10 +291,11 @@ fn malformed_server_replies_are_dropped() {
             .unwrap()
             .role,
             url: "t".into(),
+            host: "127.0.0.1".into(),
         },
     ];
     let now = Instant::now();
-    let mut gatherer = Gatherer::new(&[local], &servers, 0, now);
+    let mut gatherer = Gatherer::new(&[local], &servers, &tls(), 0, now);
     for garbage in [
         &b""[..],
         b"\x00\x01\x00\x00",
@@ -353,7 +368,7 @@ fn a_relay_is_allocated_with_credentials_minted_from_the_shared_secret() {
         .unwrap()
         .as_secs();
     let servers = smol::block_on(resolve(&[url], now));
-    let mut gatherer = Gatherer::new(&[local], &servers, 0, Instant::now());
+    let mut gatherer = Gatherer::new(&[local], &servers, &tls(), 0, Instant::now());
     let mut events = Vec::new();
     drive(&mut gatherer, &socket, &mut events, |events, _| {
         events.contains(&GatherEvent::Done)
