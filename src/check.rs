@@ -299,7 +299,7 @@ fn check_nat(config: &Config) -> Vec<Finding> {
     }
     for (server, outcome) in probe.relays {
         findings.push(match outcome {
-            Ok(relayed) => Finding::ok("turn", format!("{server}: relay at {relayed}")),
+            Ok((relayed, _)) => Finding::ok("turn", format!("{server}: relay at {relayed}")),
             Err(why) => Finding::problem(
                 Level::Fail,
                 "turn",

@@ -210,8 +210,9 @@ pub(crate) struct Probe {
     /// The STUN server's view, if one is configured.
     pub(crate) behaviour: Option<(Behaviour, Observations)>,
     /// Each TURN server (as `TURN over <transport> host:port`) and whether
-    /// it allocated a relay (its relayed address) or why not.
-    pub(crate) relays: Vec<(String, Result<SocketAddr, String>)>,
+    /// it allocated a relay (its relayed address, and how long it took) or
+    /// why not.
+    pub(crate) relays: Vec<(String, Result<(SocketAddr, Duration), String>)>,
 }
 
 impl Probe {
@@ -285,7 +286,10 @@ pub(crate) fn run(path: &std::path::Path) -> anyhow::Result<String> {
     let mut report = describe(behaviour, seen);
     for (server, outcome) in &probe.relays {
         report.push_str(&match outcome {
-            Ok(relayed) => format!("{server}: relay allocated at {relayed}\n"),
+            Ok((relayed, took)) => format!(
+                "{server}: relay allocated at {relayed} in {} ms\n",
+                took.as_millis()
+            ),
             Err(e) => format!("{server}: {e}\n"),
         });
     }
@@ -468,7 +472,7 @@ fn allocate(
     turn: &IceServerUrl,
     now: u64,
     tls: &std::sync::Arc<rustls::ClientConfig>,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<(SocketAddr, Duration)> {
     let server = smol::block_on(servers::resolve(std::slice::from_ref(turn), now))
         .pop()
         .with_context(|| format!("cannot resolve {}", turn.host))?;
@@ -505,7 +509,9 @@ fn allocate(
         }
         if let Some(event) = gatherer.poll_event() {
             match event {
-                GatherEvent::Candidate(candidate) => return Ok(candidate.addr()),
+                GatherEvent::Candidate(candidate) => {
+                    return Ok((candidate.addr(), started.elapsed()));
+                }
                 GatherEvent::Done => bail!(
                     "no relay: wrong credentials (check username/credential or secret) or the \
                      server refused"

@@ -152,13 +152,18 @@ fn nat_report(device: Nat) -> String {
     let dir = common::TempDir::new("nat");
     let config = dir.0.join("peercam.toml");
     let (user, password) = TURN_USER;
+    let ca = lab.turn_certificate();
+    let ca = ca.display();
     std::fs::write(
         &config,
         format!(
             r#"
+[webrtc]
+turn_ca_file = "{ca}"
 [[webrtc.ice_servers]]
 urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}",
-        "turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp"]
+        "turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp",
+        "turns:{PUBLIC_SERVICES}:{TURN_TLS_PORT}"]
 username = "{user}"
 credential = "{password}"
 "#
@@ -194,8 +199,8 @@ fn peercam_nat_tells_each_nat_of_the_lab_apart() {
         home.lines()
             .filter(|l| l.starts_with("TURN over") && l.contains("relay allocated"))
             .count()
-            == 2,
-        "over UDP and TCP: {home}"
+            == 3,
+        "over UDP, TCP and TLS: {home}"
     );
     let carrier = nat_report(Nat::Symmetric);
     assert!(
