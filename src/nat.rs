@@ -205,6 +205,9 @@ pub(crate) fn verdict(behaviour: &Behaviour, relay_works: bool) -> String {
     text
 }
 
+/// A relay that was allocated: its address, and how long it took.
+pub(crate) type Allocated = (SocketAddr, Duration);
+
 /// What the tests found for one configuration.
 pub(crate) struct Probe {
     /// The STUN server's view, if one is configured.
@@ -212,7 +215,7 @@ pub(crate) struct Probe {
     /// Each TURN server (as `TURN over <transport> host:port`) and whether
     /// it allocated a relay (its relayed address, and how long it took) or
     /// why not.
-    pub(crate) relays: Vec<(String, Result<(SocketAddr, Duration), String>)>,
+    pub(crate) relays: Vec<(String, Result<Allocated, String>)>,
 }
 
 impl Probe {
@@ -472,7 +475,7 @@ fn allocate(
     turn: &IceServerUrl,
     now: u64,
     tls: &std::sync::Arc<rustls::ClientConfig>,
-) -> anyhow::Result<(SocketAddr, Duration)> {
+) -> anyhow::Result<Allocated> {
     let server = smol::block_on(servers::resolve(std::slice::from_ref(turn), now))
         .pop()
         .with_context(|| format!("cannot resolve {}", turn.host))?;
