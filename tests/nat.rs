@@ -7,7 +7,9 @@ use std::time::Duration;
 mod common;
 
 use common::Daemon;
-use common::lab::{Lab, MQTT_PORT, Nat, PUBLIC_SERVICES, TURN_PORT, TURN_TLS_PORT, TURN_USER};
+use common::lab::{
+    Lab, MQTT_PORT, Nat, PUBLIC_SERVICES, TURN_PORT, TURN_SHARED_SECRET, TURN_TLS_PORT, TURN_USER,
+};
 use common::viewer::{Mqtt, session_id, try_call_trickling, try_call_via};
 
 const DEVICE: &str = "natcam";
@@ -498,5 +500,80 @@ fn a_device_whose_network_blocks_udp_connects_through_turn_over_tls() {
         path(&call.log).contains("(TURN over tls)"),
         "{}",
         path(&call.log)
+    );
+}
+
+#[test]
+fn a_call_relays_with_credentials_minted_from_the_shared_secret() {
+    let mut lab = Lab::new(Nat::Symmetric, Nat::Symmetric);
+    lab.start_services_with_shared_secret();
+    let ns = lab.ns("dev");
+    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
+    let mut daemon = Daemon::start_in(
+        &["ip", "netns", "exec", &ns],
+        &format!(
+            r#"
+[device]
+id = "{DEVICE}"
+[mqtt]
+broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
+[video]
+width = 320
+height = 240
+bitrate_kbps = 300
+[webrtc]
+interfaces = ["{device_ip}"]
+[[webrtc.ice_servers]]
+urls = ["turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
+username = "front-door"
+secret = "{TURN_SHARED_SECRET}"
+credential_lifetime_secs = 600
+[http]
+listen = ""
+[doorbell]
+control_socket = ""
+"#
+        ),
+        &[],
+    );
+    let ice_servers = lab.inside("view", move || {
+        let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
+        let status = format!("peercam/{DEVICE}/status");
+        mqtt.subscribe(&status);
+        mqtt.wait_for(&status, Duration::from_secs(30), |v| v["online"] == true);
+        let stun = format!("{PUBLIC_SERVICES}:{TURN_PORT}").parse().unwrap();
+        let session = session_id();
+        let (mut call, candidates) = try_call_via(&mqtt, DEVICE, &session, &viewer_ip, Some(stun))
+            .unwrap_or_else(|error| panic!("refused: {error}"));
+        assert!(
+            candidates.iter().any(|c| c.contains("typ relay")),
+            "{candidates:?}"
+        );
+        assert_eq!(call.receive(10, Duration::from_secs(30)).len(), 10);
+        let out = format!("peercam/{DEVICE}/out/{session}");
+        mqtt.publish(
+            &format!("peercam/{DEVICE}/in/{session}"),
+            &serde_json::json!({"v":1,"type":"ice-servers"}),
+        );
+        mqtt.wait_for(&out, Duration::from_secs(10), |v| {
+            v["type"] == "ice-servers"
+        })
+    });
+    let server = &ice_servers["ice_servers"][0];
+    let username = server["username"].as_str().unwrap();
+    assert!(username.ends_with(":front-door"), "{server}");
+    let expires: u64 = username.split(':').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 500..=now + 700).contains(&expires),
+        "{expires} vs {now}"
+    );
+    let log = daemon.stop_and_log();
+    assert!(
+        !log.contains(TURN_SHARED_SECRET),
+        "the secret stays out of the log"
     );
 }

@@ -17,6 +17,8 @@ pub(crate) const MQTT_PORT: u16 = 1883;
 pub(crate) const TURN_PORT: u16 = 3478;
 /// coturn's port for TURN over TLS.
 pub(crate) const TURN_TLS_PORT: u16 = 5349;
+/// coturn's shared secret in `use-auth-secret` mode.
+pub(crate) const TURN_SHARED_SECRET: &str = "lab-shared-secret";
 /// The TURN user coturn knows.
 pub(crate) const TURN_USER: (&str, &str) = ("peercam", "lab-secret");
 
@@ -300,8 +302,25 @@ impl Lab {
         self.dir.0.join("turn.crt")
     }
 
-    /// Starts Mosquitto and coturn on the public side.
+    /// Starts Mosquitto and coturn on the public side, coturn knowing the
+    /// long-term user [`TURN_USER`].
     pub(crate) fn start_services(&mut self) {
+        self.start_services_with(&format!(
+            "lt-cred-mech\nuser={}:{}",
+            TURN_USER.0, TURN_USER.1
+        ));
+    }
+
+    /// Starts Mosquitto and coturn checking TURN REST credentials minted
+    /// from [`TURN_SHARED_SECRET`] (coturn's `use-auth-secret`).
+    pub(crate) fn start_services_with_shared_secret(&mut self) {
+        self.start_services_with(&format!(
+            "use-auth-secret\nstatic-auth-secret={TURN_SHARED_SECRET}"
+        ));
+    }
+
+    /// Starts Mosquitto and coturn with `auth` as its credential settings.
+    fn start_services_with(&mut self, auth: &str) {
         let (cert, key) = (self.turn_certificate(), self.dir.0.join("turn.key"));
         let made = Command::new("openssl")
             .args([
@@ -341,13 +360,11 @@ impl Lab {
             format!(
                 "listening-ip={PUBLIC_SERVICES}\nlistening-ip={PUBLIC_SERVICES_OTHER}\n\
                  relay-ip={PUBLIC_SERVICES}\nlistening-port={TURN_PORT}\n\
-                 alt-listening-port={}\nmin-port=49152\nmax-port=49999\nlt-cred-mech\n\
-                 user={}:{}\nrealm=lab.test\nfingerprint\nno-dtls\nno-cli\n\
+                 alt-listening-port={}\nmin-port=49152\nmax-port=49999\n{auth}\n\
+                 realm=lab.test\nfingerprint\nno-dtls\nno-cli\n\
                  tls-listening-port={TURN_TLS_PORT}\ncert={}\npkey={}\n\
                  log-file=stdout\nsimple-log\npidfile={}/turn.pid\nuserdb={}/turn.sqlite\n",
                 TURN_PORT + 1,
-                TURN_USER.0,
-                TURN_USER.1,
                 cert.display(),
                 key.display(),
                 self.dir.0.display(),
