@@ -210,6 +210,16 @@ fn peercam_nat_tells_each_nat_of_the_lab_apart() {
         "{carrier}"
     );
     assert!(carrier.contains("need a relay"), "{carrier}");
+    let open = nat_report(Nat::None);
+    assert!(open.contains("mapping: none (no NAT)"), "{open}");
+    let cone = nat_report(Nat::FullCone);
+    assert!(cone.contains("mapping: endpoint-independent"), "{cone}");
+    assert!(cone.contains("filtering: endpoint-independent"), "{cone}");
+    let behind_carrier = nat_report(Nat::Carrier);
+    assert!(
+        behind_carrier.contains("mapping: address-and-port-dependent (symmetric)"),
+        "a home NAT behind a symmetric carrier NAT maps symmetrically: {behind_carrier}"
+    );
     let blocked = nat_report(Nat::UdpBlocked);
     assert!(blocked.contains("UDP: blocked"), "{blocked}");
     let line = |prefix: &str| {
