@@ -22,6 +22,45 @@ struct Call {
     log: String,
 }
 
+/// Starts the daemon (test source, 320×240) in the lab's device namespace,
+/// media on the device's address; `webrtc` goes into its `[webrtc]`
+/// section (ICE servers and the like).
+fn lab_daemon(lab: &Lab, webrtc: &str, env: &[(&str, &str)]) -> Daemon {
+    let (ns, device_ip) = (lab.ns("dev"), &lab.device_ip);
+    Daemon::start_in(
+        &["ip", "netns", "exec", &ns],
+        &format!(
+            r#"
+[device]
+id = "{DEVICE}"
+[mqtt]
+broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
+[video]
+width = 320
+height = 240
+bitrate_kbps = 300
+[webrtc]
+interfaces = ["{device_ip}"]
+{webrtc}
+[http]
+listen = ""
+[doorbell]
+control_socket = ""
+"#
+        ),
+        env,
+    )
+}
+
+/// A `[[webrtc.ice_servers]]` entry for `urls` (a TOML array) with the
+/// lab's long-term TURN user.
+fn user_servers(urls: &str) -> String {
+    let (user, password) = TURN_USER;
+    format!(
+        "[[webrtc.ice_servers]]\nurls = {urls}\nusername = \"{user}\"\ncredential = \"{password}\"\n"
+    )
+}
+
 /// Builds the lab, starts the daemon behind `device` (gathering from coturn
 /// over STUN and TURN over UDP) and calls it from a viewer behind `viewer`.
 fn call_through(device: Nat, viewer: Nat) -> Call {
@@ -42,36 +81,9 @@ fn call_gathering_from(device: Nat, viewer: Nat, urls: &[&str]) -> Call {
     lab.start_services();
     let ca = lab.turn_certificate();
     let ca = ca.display();
-    let ns = lab.ns("dev");
-    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
-    let (user, password) = TURN_USER;
-    let mut daemon = Daemon::start_in(
-        &["ip", "netns", "exec", &ns],
-        &format!(
-            r#"
-[device]
-id = "{DEVICE}"
-[mqtt]
-broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
-[video]
-width = 320
-height = 240
-bitrate_kbps = 300
-[webrtc]
-interfaces = ["{device_ip}"]
-turn_ca_file = "{ca}"
-[[webrtc.ice_servers]]
-urls = {urls}
-username = "{user}"
-credential = "{password}"
-[http]
-listen = ""
-[doorbell]
-control_socket = ""
-"#
-        ),
-        &[],
-    );
+    let viewer_ip = lab.viewer_ip.clone();
+    let webrtc = format!("turn_ca_file = \"{ca}\"\n{}", user_servers(&urls));
+    let mut daemon = lab_daemon(&lab, &webrtc, &[]);
     let kinds = lab.inside("view", move || {
         let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
         let status = format!("peercam/{DEVICE}/status");
@@ -291,35 +303,13 @@ control_socket = ""
 fn a_relayed_call_survives_its_turn_server_restarting_through_an_ice_restart() {
     let mut lab = Lab::new(Nat::Symmetric, Nat::Symmetric);
     lab.start_services();
-    let ns = lab.ns("dev");
-    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
-    let (user, password) = TURN_USER;
-    let mut daemon = Daemon::start_in(
-        &["ip", "netns", "exec", &ns],
-        &format!(
-            r#"
-[device]
-id = "{DEVICE}"
-[mqtt]
-broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
-[video]
-width = 320
-height = 240
-bitrate_kbps = 300
-[webrtc]
-interfaces = ["{device_ip}"]
-[[webrtc.ice_servers]]
-urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
-username = "{user}"
-credential = "{password}"
-[http]
-listen = ""
-[doorbell]
-control_socket = ""
-"#
-        ),
-        &[],
-    );
+    let viewer_ip = lab.viewer_ip.clone();
+    let servers = serde_json::to_string(&[
+        format!("stun:{PUBLIC_SERVICES}:{TURN_PORT}"),
+        format!("turn:{PUBLIC_SERVICES}:{TURN_PORT}"),
+    ])
+    .unwrap();
+    let mut daemon = lab_daemon(&lab, &user_servers(&servers), &[]);
     let (mqtt, session, mut viewer) = lab.inside("view", move || {
         let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
         let status = format!("peercam/{DEVICE}/status");
@@ -388,35 +378,17 @@ fn nat_matrix() {
 fn matrix_cell(device: Nat, viewer: Nat) -> String {
     let mut lab = Lab::new(device, viewer);
     lab.start_services();
-    let ns = lab.ns("dev");
-    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
-    let (user, password) = TURN_USER;
-    let mut daemon = Daemon::start_in(
-        &["ip", "netns", "exec", &ns],
-        &format!(
-            r#"
-[device]
-id = "{DEVICE}"
-[mqtt]
-broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
-[video]
-width = 320
-height = 240
-bitrate_kbps = 300
-[webrtc]
-interfaces = ["{device_ip}"]
-connect_timeout_secs = 10
-[[webrtc.ice_servers]]
-urls = ["stun:{PUBLIC_SERVICES}:{TURN_PORT}", "turn:{PUBLIC_SERVICES}:{TURN_PORT}",
-        "turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp"]
-username = "{user}"
-credential = "{password}"
-[http]
-listen = ""
-[doorbell]
-control_socket = ""
-"#
-        ),
+    let viewer_ip = lab.viewer_ip.clone();
+    let servers = serde_json::to_string(&[
+        format!("stun:{PUBLIC_SERVICES}:{TURN_PORT}"),
+        format!("turn:{PUBLIC_SERVICES}:{TURN_PORT}"),
+        format!("turn:{PUBLIC_SERVICES}:{TURN_PORT}?transport=tcp"),
+    ])
+    .unwrap();
+    let webrtc = format!("connect_timeout_secs = 10\n{}", user_servers(&servers));
+    let mut daemon = lab_daemon(
+        &lab,
+        &webrtc,
         &[("RUST_LOG", "warn,peercam::rtc::driver=info")],
     );
     let pid = daemon.child.id();
@@ -517,35 +489,13 @@ fn a_device_whose_network_blocks_udp_connects_through_turn_over_tls() {
 fn a_call_relays_with_credentials_minted_from_the_shared_secret() {
     let mut lab = Lab::new(Nat::Symmetric, Nat::Symmetric);
     lab.start_services_with_shared_secret();
-    let ns = lab.ns("dev");
-    let (device_ip, viewer_ip) = (lab.device_ip.clone(), lab.viewer_ip.clone());
-    let mut daemon = Daemon::start_in(
-        &["ip", "netns", "exec", &ns],
-        &format!(
-            r#"
-[device]
-id = "{DEVICE}"
-[mqtt]
-broker = "mqtt://{PUBLIC_SERVICES}:{MQTT_PORT}"
-[video]
-width = 320
-height = 240
-bitrate_kbps = 300
-[webrtc]
-interfaces = ["{device_ip}"]
-[[webrtc.ice_servers]]
-urls = ["turn:{PUBLIC_SERVICES}:{TURN_PORT}"]
-username = "front-door"
-secret = "{TURN_SHARED_SECRET}"
-credential_lifetime_secs = 600
-[http]
-listen = ""
-[doorbell]
-control_socket = ""
-"#
-        ),
-        &[],
+    let viewer_ip = lab.viewer_ip.clone();
+    let webrtc = format!(
+        "[[webrtc.ice_servers]]\nurls = [\"turn:{PUBLIC_SERVICES}:{TURN_PORT}\"]\n\
+         username = \"front-door\"\nsecret = \"{TURN_SHARED_SECRET}\"\n\
+         credential_lifetime_secs = 600\n"
     );
+    let mut daemon = lab_daemon(&lab, &webrtc, &[]);
     let ice_servers = lab.inside("view", move || {
         let mqtt = Mqtt::connect_to(PUBLIC_SERVICES, MQTT_PORT);
         let status = format!("peercam/{DEVICE}/status");
