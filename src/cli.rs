@@ -1,6 +1,6 @@
 //! The `peercam` command line: parses arguments and runs the command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
@@ -35,6 +35,29 @@ enum Command {
         #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
         config: PathBuf,
     },
+    /// Pair a viewer: store a new key for it and print the pairing link and
+    /// its QR code. Sealed mode then lets only paired viewers call.
+    Pair {
+        /// The viewer's name, shown as the talk-floor holder (e.g. "alice-phone").
+        name: String,
+        /// Configuration file naming the key file, broker and viewer page.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+        /// Also write the QR code as a PNG image here.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// Also write the QR code as an SVG image here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// List the paired viewers, or revoke one.
+    Keys {
+        /// Configuration file naming the key file.
+        #[arg(short, long, default_value = "/etc/peercam/peercam.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: Option<KeysAction>,
+    },
     /// Ring the doorbell of the running daemon (through its control socket).
     Ring {
         /// Configuration file naming the control socket.
@@ -43,6 +66,15 @@ enum Command {
         /// The control socket, instead of the one the configuration names.
         #[arg(long)]
         socket: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Revoke a paired viewer at once: a running camera ends its calls.
+    Revoke {
+        /// The name it was paired under.
+        name: String,
     },
 }
 
@@ -108,6 +140,22 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Pair {
+            name,
+            config,
+            png,
+            svg,
+        } => with_config(&config, |config| {
+            let files = crate::pair::QrFiles {
+                png: png.as_deref(),
+                svg: svg.as_deref(),
+            };
+            crate::pair::pair(config, &name, files)
+        }),
+        Command::Keys { config, action } => with_config(&config, |config| match &action {
+            None => crate::pair::list(config),
+            Some(KeysAction::Revoke { name }) => crate::pair::revoke(config, name),
+        }),
         Command::Nat { config } => match crate::nat::run(&config) {
             Ok(report) => {
                 print!("{report}");
@@ -126,6 +174,28 @@ pub fn main() -> ExitCode {
             } else {
                 ExitCode::SUCCESS
             }
+        }
+    }
+}
+
+/// Loads the configuration at `path` and prints what `command` makes of
+/// it: exit 2 for a bad configuration, 1 when the command fails.
+fn with_config(path: &Path, command: impl FnOnce(&Config) -> anyhow::Result<String>) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command(&config) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -3,13 +3,12 @@
 //! stops them in reverse on SIGINT/SIGTERM; tells systemd when it is ready
 //! and that its main loop is alive.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::{AudioConfig, Broker, Config};
+use crate::config::{AudioConfig, Broker, Config, SecurityConfig, SecurityMode};
 use crate::media::audio::capture::{AudioSource, CaptureSettings};
 use crate::media::audio::playback::{PlaybackSettings, Player, Talkback};
 use crate::media::fanout::Fanout;
@@ -18,10 +17,12 @@ use crate::rtc::driver::SessionMedia;
 use crate::rtc::ice::servers::{self, Gathering, IceServerUrl, TurnAuth};
 use crate::rtc::session::{AudioCaps, SessionConfig, SessionLimits};
 use crate::service::{self, Drops, Health, ServiceNotifier};
+use crate::signal::keyring::{self, Keyring};
 use crate::signal::manager::{ManagerInputs, ManagerSetup, SessionManager};
 use crate::signal::mqtt::MqttLink;
 use crate::signal::outbox::Outbox;
 use crate::signal::protocol::{self, Topics};
+use crate::signal::sealed::Sealing;
 
 /// Runs the daemon until it is told to stop; fails when a part it cannot
 /// run without (the broker link) dies, so the service manager restarts it.
@@ -72,13 +73,17 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         interfaces: config.webrtc.interfaces.clone(),
         ports: config.webrtc.ports(),
         ice_servers: config.webrtc.ice_servers.clone(),
+        security: config.security.mode,
+        plain_talkback: config.security.plain_talkback,
     };
+    let keys_file = &config.security.keys_file;
+    let sealing = sealing(&config.security, Keyring::load(keys_file)?);
     let client_id = config
         .mqtt
         .client_id
         .clone()
         .unwrap_or_else(|| format!("peercam-{}", config.device.id));
-    let initial_status = protocol::encode(&setup.status(0));
+    let initial_status = protocol::encode(&setup.status(0, sealing.as_ref().map(Sealing::nonce)));
     let (link, inbound) = MqttLink::start(
         &config.mqtt,
         &client_id,
@@ -87,7 +92,10 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         initial_status,
     )?;
     let mqtt = link.handle();
-    let outbox = Outbox::new(topics.clone(), Arc::new(mqtt.clone()));
+    let outbox = Outbox::new(topics.clone(), Arc::new(mqtt.clone()), sealing);
+    let (keys_tx, keys) = async_channel::bounded(1);
+    let _keys_watch = keyring::watch(keys_file.clone(), keys_tx)
+        .context("cannot start watching the paired viewers' key file")?;
     let media = SessionMedia {
         video,
         audio,
@@ -105,7 +113,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
 
     if let Some(addr) = config.http.listen {
         let bound = crate::http::start(addr)?;
-        println!("{}", viewer_link(&config, bound));
+        println!("{}", crate::pair::viewer_link(&config, bound));
     }
     let mut notifier = ServiceNotifier::from_env();
     let camera_health = camera.health();
@@ -113,6 +121,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         inbound,
         commands,
         voice: voice_rx,
+        keys,
         shutdown: shutdown_rx,
     };
     let outcome = smol::block_on(manager.run(inputs, service::TICK, |tally| {
@@ -150,6 +159,45 @@ fn gathering_servers(config: &Config) -> Vec<IceServerUrl> {
         }
     }
     servers
+}
+
+/// Sealing when the configuration and the paired viewers call for it;
+/// says plainly in the log what a plain camera exposes.
+fn sealing(security: &SecurityConfig, keyring: Keyring) -> Option<Sealing> {
+    let paired = keyring.viewers().count();
+    let talk = if security.plain_talkback {
+        ", listen and talk through the speaker"
+    } else {
+        " and listen"
+    };
+    match security.mode {
+        SecurityMode::Plain => {
+            tracing::warn!(
+                "plain mode (`security.mode`): anyone who can publish to the camera's topics \
+                 on the broker can watch{talk}; {paired} paired viewers are ignored"
+            );
+            None
+        }
+        SecurityMode::Auto if keyring.is_empty() => {
+            tracing::warn!(
+                "plain mode: no viewer is paired yet, so anyone who can publish to the \
+                 camera's topics on the broker can watch{talk}; `peercam pair NAME` pairs \
+                 a viewer and seals the camera"
+            );
+            None
+        }
+        SecurityMode::Auto | SecurityMode::Sealed => {
+            if paired == 0 {
+                tracing::warn!(
+                    "sealed mode with no paired viewer: nobody can call until one is paired \
+                     with `peercam pair NAME`"
+                );
+            } else {
+                tracing::info!("sealed mode: {paired} paired viewers");
+            }
+            Some(Sealing::new(keyring, Instant::now()))
+        }
+    }
 }
 
 /// What the configured audio lets calls do.
@@ -198,58 +246,4 @@ fn broker_url(config: &Config) -> anyhow::Result<String> {
     }
     #[cfg(not(feature = "embedded-broker"))]
     anyhow::bail!("this build has no embedded broker; set `mqtt.broker` to a broker URL")
-}
-
-/// The pairing-link form URL that opens the viewer on this device.
-pub(crate) fn viewer_link(config: &Config, http: SocketAddr) -> String {
-    let host = if http.ip().is_unspecified() {
-        format!("localhost:{}", http.port())
-    } else {
-        http.to_string()
-    };
-    let broker = config
-        .http
-        .broker_url
-        .clone()
-        .or_else(|| match &config.mqtt.broker {
-            Broker::Embedded => Some(format!("ws://{}", config.mqtt.embedded.ws_listen)),
-            Broker::Url(url) if url.starts_with("ws") => Some(url.clone()),
-            Broker::Url(_) => None,
-        });
-    let mut link = format!(
-        "Open the viewer: http://{host}/#v=1&p={}&d={}",
-        percent_encode(&config.mqtt.prefix),
-        percent_encode(&config.device.id)
-    );
-    if let Some(broker) = broker {
-        link.push_str(&format!("&b={}", percent_encode(&broker)));
-    }
-    link
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_printed_link_is_a_pairing_link_for_the_embedded_broker() {
-        let link = viewer_link(&Config::default(), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(
-            link,
-            "Open the viewer: http://127.0.0.1:8080/#v=1&p=peercam&d=peercam&b=ws%3A%2F%2F127.0.0.1%3A8083"
-        );
-        assert_eq!(percent_encode("Alice's phone"), "Alice%27s%20phone");
-    }
 }

@@ -19,6 +19,7 @@ mod doorbell;
 mod http;
 mod media;
 mod nat;
+mod pair;
 mod rtc;
 mod service;
 mod signal;

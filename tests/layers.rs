@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("doorbell", 4),
     ("http", 4),
     ("nat", 4),
+    ("pair", 4),
     ("service", 4),
     ("check", 5),
     ("daemon", 5),

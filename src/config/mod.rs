@@ -71,6 +71,8 @@ impl Config {
         config
             .resolve_password(file)
             .map_err(|(key, message)| located(key.into(), span_of_key(text, key), message))?;
+        let folder = file.parent().unwrap_or(Path::new("."));
+        config.security.keys_file = folder.join(&config.security.keys_file);
         validate::validate(&config)
             .map_err(|(key, message)| located(key.into(), span_of_key(text, key), message))?;
         Ok(config)

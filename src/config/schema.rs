@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) audio: AudioConfig,
     /// The doorbell button and the local control socket.
     pub(crate) doorbell: DoorbellConfig,
+    /// Who may call: paired viewers only (sealed) or anyone on the broker.
+    pub(crate) security: SecurityConfig,
 }
 
 /// `[device]`
@@ -305,6 +307,45 @@ impl Default for AudioConfig {
             bitrate_kbps: 32,
             jitter_ms: 60,
             echo_cancel: false,
+        }
+    }
+}
+
+/// Whether signaling is sealed (docs/protocol.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum SecurityMode {
+    /// Sealed once at least one viewer is paired, plain before.
+    Auto,
+    /// Only paired viewers may call; with nobody paired, nobody can.
+    Sealed,
+    /// Anyone who can publish on the broker may call (LAN, demos).
+    Plain,
+}
+
+/// `[security]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SecurityConfig {
+    /// Sealed, plain, or sealed once a viewer is paired.
+    pub(crate) mode: SecurityMode,
+    /// The paired viewers' key file (`peercam pair` writes it); relative to
+    /// the configuration file's folder.
+    pub(crate) keys_file: PathBuf,
+    /// Base URL of the viewer page in pairing links (any HTTPS static host,
+    /// or this device's own `http.listen`).
+    pub(crate) viewer_url: Option<String>,
+    /// Plain mode only: let viewers talk through the speaker.
+    pub(crate) plain_talkback: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            mode: SecurityMode::Auto,
+            keys_file: "/var/lib/peercam/viewers.toml".into(),
+            viewer_url: None,
+            plain_talkback: false,
         }
     }
 }

@@ -120,6 +120,15 @@ pub(super) fn validate(config: &Config) -> Result<(), (&'static str, String)> {
     if !(1..=1000).contains(&config.doorbell.debounce_ms) {
         return err("doorbell.debounce_ms", "must be between 1 and 1000");
     }
+    if let Some(url) = &config.security.viewer_url
+        && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains('#'))
+    {
+        return err(
+            "security.viewer_url",
+            "must be the viewer page's http:// or https:// URL, without a `#` part, \
+             e.g. \"https://cam.example.org/\"",
+        );
+    }
     Ok(())
 }
 

@@ -164,6 +164,8 @@ pub(crate) enum EndReason {
     Evicted,
     /// Connected while the device already had its maximum of viewers.
     Full,
+    /// The viewer's key was revoked (sealed mode).
+    Revoked,
 }
 
 impl EndReason {
@@ -183,6 +185,7 @@ impl EndReason {
                     .into()
             }
             EndReason::Full => "this camera already has its maximum of viewers".into(),
+            EndReason::Revoked => "this viewer's key was revoked on the camera".into(),
         }
     }
 

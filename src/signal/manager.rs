@@ -13,16 +13,18 @@ use std::time::{Duration, Instant, SystemTime};
 use async_channel::{Receiver, TryRecvError};
 use futures_lite::FutureExt;
 
-use crate::config::IceServerConfig;
+use crate::config::{IceServerConfig, SecurityMode};
 use crate::rtc::driver::{self, Control, SessionEvent, SessionMedia, SessionReport};
 use crate::rtc::net;
 use crate::rtc::session::{EndReason, Refusal, Session, SessionConfig};
 use crate::signal::floor::{Floor, FloorChange};
+use crate::signal::keyring::Keyring;
 use crate::signal::mqtt::Inbound;
 use crate::signal::outbox::Outbox;
 use crate::signal::protocol::{
     self, CandidateInit, DeviceMessage, ErrorCode, ErrorReply, IceServer, Status, Topics,
 };
+use crate::signal::sealed::{Opened, Sealing};
 use crate::signal::table::{Admission, Dropped, Route, SessionTable};
 
 /// The status is republished at most this often.
@@ -64,16 +66,22 @@ pub(crate) struct ManagerSetup {
     /// STUN/TURN servers: URLs in the status, with credentials (minted
     /// per request where a shared secret is set) in `ice-servers` replies.
     pub(crate) ice_servers: Vec<IceServerConfig>,
+    /// Sealed, plain, or sealed once a viewer is paired.
+    pub(crate) security: SecurityMode,
+    /// Plain mode lets viewers talk through the speaker.
+    pub(crate) plain_talkback: bool,
 }
 
 impl ManagerSetup {
-    /// The retained status for `viewers` connected viewers.
-    pub(crate) fn status(&self, viewers: usize) -> Status {
-        let audio = self.session.audio;
+    /// The retained status for `viewers` connected viewers; `nonce` is the
+    /// sealed mode's status nonce, `None` in plain mode.
+    pub(crate) fn status(&self, viewers: usize, nonce: Option<&str>) -> Status {
+        let audio = self.session_config(nonce.is_some()).audio;
         Status {
             online: true,
             name: self.name.clone(),
-            sealed: false,
+            sealed: nonce.is_some(),
+            nonce: nonce.map(str::to_owned),
             video: vec!["H264".into()],
             audio: match (audio.send, audio.receive) {
                 (true, true) => Some("sendrecv".into()),
@@ -84,6 +92,16 @@ impl ManagerSetup {
             max_viewers: self.max_viewers,
             ice_servers: self.ice_servers.iter().map(IceServer::public).collect(),
         }
+    }
+
+    /// What a call gets: in plain mode no talk-back unless allowed.
+    fn session_config(&self, sealed: bool) -> std::borrow::Cow<'_, SessionConfig> {
+        if sealed || self.plain_talkback || !self.session.audio.receive {
+            return std::borrow::Cow::Borrowed(&self.session);
+        }
+        let mut config = self.session.clone();
+        config.audio.receive = false;
+        std::borrow::Cow::Owned(config)
     }
 
     /// The addresses media sockets can be bound on now (listed per call:
@@ -107,6 +125,8 @@ pub(crate) struct ManagerInputs {
     pub(crate) commands: Receiver<Command>,
     /// Sessions whose voice the speaker just played.
     pub(crate) voice: Receiver<Arc<str>>,
+    /// The paired viewers, each time the key file changes.
+    pub(crate) keys: Receiver<Keyring>,
     /// Fires once when the daemon stops.
     pub(crate) shutdown: Receiver<()>,
 }
@@ -135,7 +155,7 @@ pub(crate) struct SessionManager {
     controls: HashMap<Arc<str>, async_channel::Sender<Control>>,
     reports_tx: async_channel::Sender<SessionReport>,
     reports_rx: Receiver<SessionReport>,
-    status_published: Option<(Instant, usize)>,
+    status_published: Option<(Instant, Status)>,
     media_addresses: (Instant, usize),
 }
 
@@ -145,6 +165,7 @@ enum Wake {
     Report(SessionReport),
     Command(Command),
     Voice(Arc<str>),
+    Keys(Keyring),
     Timer,
     Shutdown,
     LinkDown,
@@ -211,6 +232,7 @@ impl SessionManager {
                     Wake::Report(report) => self.on_report(report),
                     Wake::Command(Command::Ring) => self.ring(),
                     Wake::Voice(session) => self.floor.voice(&session, Instant::now()),
+                    Wake::Keys(keyring) => self.on_keys(keyring),
                     Wake::Timer => {}
                     Wake::Shutdown => stop = Some(Ok(())),
                     Wake::LinkDown => {
@@ -238,6 +260,7 @@ impl SessionManager {
         take_ready(&self.reports_rx, REPORTS_PER_WAKE, &mut ready, Wake::Report);
         take_ready(&inputs.commands, LOCAL_PER_WAKE, &mut ready, Wake::Command);
         take_ready(&inputs.voice, LOCAL_PER_WAKE, &mut ready, Wake::Voice);
+        take_ready(&inputs.keys, 1, &mut ready, Wake::Keys);
         if take_ready(&inputs.inbound, INBOUND_PER_WAKE, &mut ready, Wake::Inbound) {
             ready.push(Wake::LinkDown);
         }
@@ -250,6 +273,7 @@ impl SessionManager {
             Some(next_heartbeat),
             self.status_due(Instant::now()),
             self.floor.deadline(),
+            self.outbox.sealing().map(Sealing::nonce_due),
         ]
         .into_iter()
         .flatten()
@@ -282,6 +306,12 @@ impl SessionManager {
             }
         })
         .or(async {
+            match inputs.keys.recv().await {
+                Ok(keyring) => Wake::Keys(keyring),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
             inputs
                 .inbound
                 .recv()
@@ -291,8 +321,13 @@ impl SessionManager {
         .await
     }
 
-    /// The status and the floor, when they are due.
+    /// The status nonce, the status and the floor, when they are due.
     fn on_timers(&mut self, now: Instant) {
+        if let Some(sealing) = self.outbox.sealing_mut()
+            && sealing.nonce_due() <= now
+        {
+            sealing.rotate_nonce(now);
+        }
         if self.status_due(now).is_some_and(|due| due <= now) {
             self.publish_status(now);
         }
@@ -324,10 +359,34 @@ impl SessionManager {
         };
         let session = session.to_owned();
         let now = Instant::now();
-        match self
-            .table
-            .route(now, &session, &message.payload, message.retain)
-        {
+        let payload = match self.outbox.sealing_mut() {
+            None => message.payload,
+            Some(_) if message.retain => {
+                self.table.count_drop(Dropped::Retained);
+                return;
+            }
+            Some(sealing) => match sealing.open(now, &message.topic, &session, &message.payload) {
+                Opened::Body(body) => body.into(),
+                Opened::Drop(why) => {
+                    tracing::debug!("session {session}: dropped ({why:?})");
+                    self.table.count_drop(why);
+                    return;
+                }
+                Opened::Unauthorized(why) => {
+                    tracing::debug!("session {session}: refused ({why:?})");
+                    self.table.count_drop(why);
+                    self.outbox.send_unauthorized(&session);
+                    return;
+                }
+                Opened::Refuse(error) => {
+                    if error.code == ErrorCode::Stale || self.table.allow_error(now, &session) {
+                        self.outbox.send(&session, &DeviceMessage::Error(error));
+                    }
+                    return;
+                }
+            },
+        };
+        match self.table.route(now, &session, &payload, message.retain) {
             Route::Drop(why) => tracing::debug!("session {session}: dropped ({why:?})"),
             Route::Hold => tracing::debug!("session {session}: early candidate kept"),
             Route::SendIceServers => {
@@ -355,7 +414,13 @@ impl SessionManager {
                 self.start_session(session, &sdp, early, now);
             }
             Route::Talk(on) => {
-                let (reply, change) = self.floor.talk(&session, PLAIN_HOLDER, on, now);
+                let label = self
+                    .outbox
+                    .sealing()
+                    .and_then(|sealing| sealing.viewer_name(&session))
+                    .unwrap_or(PLAIN_HOLDER)
+                    .to_owned();
+                let (reply, change) = self.floor.talk(&session, &label, on, now);
                 self.outbox.send(
                     &session,
                     &DeviceMessage::Talk {
@@ -403,7 +468,7 @@ impl SessionManager {
     }
 
     /// Publishes `event` on `P/D/event` and inside every live session.
-    fn announce(&self, event: serde_json::Value) {
+    fn announce(&mut self, event: serde_json::Value) {
         self.outbox.event(&event);
         for session in self.table.live_sessions() {
             self.outbox.send(
@@ -434,7 +499,9 @@ impl SessionManager {
             }
         };
         let addrs: Vec<_> = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
-        let mut session = match Session::accept(sdp, &addrs, &self.setup.session, now) {
+        let sealed = self.outbox.sealing().is_some();
+        let config = self.setup.session_config(sealed);
+        let mut session = match Session::accept(sdp, &addrs, &config, now) {
             Ok((session, answer)) => {
                 self.outbox.send_answer(&id, answer);
                 session
@@ -448,6 +515,9 @@ impl SessionManager {
             }
         };
         self.table.accepted(&id, session.audio_use().receive);
+        if let Some(sealing) = self.outbox.sealing_mut() {
+            sealing.started(&id);
+        }
         for candidate in &early {
             let line = &candidate.candidate;
             let ufrag = candidate.username_fragment.as_deref();
@@ -513,6 +583,9 @@ impl SessionManager {
                         },
                     );
                 }
+                if let Some(sealing) = self.outbox.sealing_mut() {
+                    sealing.ended(session);
+                }
                 if let Some(change) = self.floor.release(session) {
                     self.announce_floor(change);
                 }
@@ -531,13 +604,50 @@ impl SessionManager {
         }
     }
 
+    /// The paired viewers changed: revoked viewers' calls end, and a plain
+    /// device in `auto` mode whose first viewer was just paired seals from
+    /// now on (its plain calls end). Sealed stays sealed until a restart,
+    /// even when the last viewer is revoked: the device fails closed.
+    fn on_keys(&mut self, keyring: Keyring) {
+        let paired = keyring.viewers().count();
+        if let Some(sealing) = self.outbox.sealing_mut() {
+            tracing::info!("paired viewers changed: {paired} paired now");
+            for session in sealing.set_keyring(keyring) {
+                tracing::info!("session {session}: its viewer was revoked");
+                self.control(&session, Control::End(EndReason::Revoked));
+            }
+            return;
+        }
+        if self.setup.security == SecurityMode::Plain || keyring.is_empty() {
+            tracing::info!("paired viewers changed; plain mode (`security.mode`) ignores them");
+            return;
+        }
+        tracing::info!("a viewer was paired: sealed from now on; plain calls end");
+        let bye = DeviceMessage::Bye {
+            reason: Some("this camera now takes calls from paired viewers only".into()),
+        };
+        let plain: Vec<String> = self.table.live_sessions().map(str::to_owned).collect();
+        for session in &plain {
+            self.outbox.send(session, &bye);
+            self.control(session, Control::End(EndReason::Shutdown));
+        }
+        self.outbox
+            .seal_from_now(Sealing::new(keyring, Instant::now()));
+        self.publish_status_soon();
+    }
+
+    /// The status as it should be now.
+    fn status(&self) -> Status {
+        let nonce = self.outbox.sealing().map(Sealing::nonce);
+        self.setup.status(self.table.viewers(), nonce)
+    }
+
     /// When the next status must go out, if one is owed (`now` when none
     /// was published yet).
     fn status_due(&self, now: Instant) -> Option<Instant> {
-        let viewers = self.table.viewers();
-        match self.status_published {
-            Some((_, published)) if published == viewers => None,
-            Some((at, _)) => Some(at + STATUS_INTERVAL),
+        match &self.status_published {
+            Some((_, published)) if *published == self.status() => None,
+            Some((at, _)) => Some(*at + STATUS_INTERVAL),
             None => Some(now),
         }
     }
@@ -550,9 +660,9 @@ impl SessionManager {
     }
 
     fn publish_status(&mut self, now: Instant) {
-        let viewers = self.table.viewers();
-        self.outbox.set_status(&self.setup.status(viewers));
-        self.status_published = Some((now, viewers));
+        let status = self.status();
+        self.outbox.set_status(&status);
+        self.status_published = Some((now, status));
     }
 
     /// Ends every call (each gets its `bye`) and waits briefly for them.

@@ -27,6 +27,10 @@ pub(crate) enum ErrorCode {
     Unsupported,
     /// The device failed on its side.
     Internal,
+    /// Sealed mode: the sender is not a paired viewer (sent unsealed).
+    Unauthorized,
+    /// Sealed mode: a first offer with an old nonce, or on a used session id.
+    Stale,
 }
 
 /// A refusal to act on an inbound payload: either dropped in silence (and
@@ -203,11 +207,28 @@ struct Versioned<'a, T: Serialize> {
     v: u64,
     #[serde(flatten)]
     body: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// Serializes a message as a compact v1 payload.
 pub(crate) fn encode<T: Serialize>(body: &T) -> Vec<u8> {
-    serde_json::to_vec(&Versioned { v: VERSION, body }).expect("protocol types always serialize")
+    serde_json::to_vec(&Versioned {
+        v: VERSION,
+        body,
+        seq: None,
+    })
+    .expect("protocol types always serialize")
+}
+
+/// Serializes a message as the body of a sealed payload, numbered `seq`.
+pub(crate) fn encode_sealed_body(message: &DeviceMessage, seq: u64) -> Vec<u8> {
+    serde_json::to_vec(&Versioned {
+        v: VERSION,
+        body: message,
+        seq: Some(seq),
+    })
+    .expect("protocol types always serialize")
 }
 
 /// The retained presence message on `P/D/status`.
@@ -219,6 +240,9 @@ pub(crate) struct Status {
     pub(crate) name: String,
     /// Whether the device runs in sealed mode.
     pub(crate) sealed: bool,
+    /// Sealed mode: the nonce a first offer must carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) nonce: Option<String>,
     /// Video codecs the device sends (`a=rtpmap` names).
     pub(crate) video: Vec<String>,
     /// `"sendrecv"`, `"sendonly"` or null.
@@ -620,6 +644,7 @@ mod tests {
             online: true,
             name: "Door".into(),
             sealed: false,
+            nonce: None,
             video: vec!["H264".into()],
             audio: None,
             viewers: 1,

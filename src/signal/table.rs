@@ -64,6 +64,18 @@ pub(crate) enum Dropped {
     SessionQueueFull,
     /// More candidates in one ICE generation than a session takes.
     TooManyCandidates,
+    /// Sealed mode: not a sealed payload.
+    Unsealed,
+    /// Sealed mode: a key id no paired viewer has (unknown or revoked).
+    UnknownKey,
+    /// Sealed mode: sealed with another key than the session is bound to.
+    OtherViewersKey,
+    /// Sealed mode: the seal does not open (forged, altered, or moved
+    /// from another topic).
+    BadSeal,
+    /// Sealed mode: a `seq` not above the last one accepted (a replay or
+    /// an MQTT duplicate).
+    Replayed,
 }
 
 /// What to do with one inbound payload.
