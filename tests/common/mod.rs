@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 pub(crate) mod lab;
+pub(crate) mod seal;
 pub(crate) mod viewer;
 
 /// A TCP port nothing listens on right now.

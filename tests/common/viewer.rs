@@ -1,8 +1,9 @@
 //! A viewer for the Rust end-to-end tests: an MQTT client that signals
 //! exactly as docs/protocol.md says, and a str0m peer that receives video.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
@@ -11,6 +12,8 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
+
+use super::seal::TestKey;
 
 /// Reconnect attempts of a test client before it gives up.
 const RECONNECTS: u32 = 300;
@@ -23,6 +26,15 @@ pub(crate) struct Mqtt {
     client: Client,
     messages: mpsc::Receiver<(String, Value)>,
     subscribed: mpsc::Receiver<()>,
+    sealing: Option<Arc<Sealing>>,
+}
+
+/// A paired viewer's sealing: its key, the `seq` sent per topic, and the
+/// device's latest status nonce.
+struct Sealing {
+    key: TestKey,
+    sent: Mutex<HashMap<String, u64>>,
+    nonce: Mutex<Option<String>>,
 }
 
 impl Mqtt {
@@ -31,20 +43,43 @@ impl Mqtt {
         Mqtt::connect_to("127.0.0.1", port)
     }
 
+    /// Connects as the paired viewer holding `key` (`<kid>.<secret>`): it
+    /// seals what it publishes on `…/in/…` and hands over the opened body
+    /// of what arrives sealed (unsealed payloads as they are).
+    pub(crate) fn connect_sealed(port: u16, key: &str) -> Mqtt {
+        Mqtt::connect_with(
+            "127.0.0.1",
+            port,
+            Some(Arc::new(Sealing {
+                key: TestKey::parse(key),
+                sent: Mutex::default(),
+                nonce: Mutex::default(),
+            })),
+        )
+    }
+
     /// Connects to the broker at `host`:`port`.
     pub(crate) fn connect_to(host: &str, port: u16) -> Mqtt {
+        Mqtt::connect_with(host, port, None)
+    }
+
+    fn connect_with(host: &str, port: u16, sealing: Option<Arc<Sealing>>) -> Mqtt {
         let id = format!("test-{}", rand::random::<u32>());
         let mut options = MqttOptions::new(id, host, port);
         options.set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut connection) = Client::new(options, 64);
         let (tx, messages) = mpsc::channel();
         let (acks, subscribed) = mpsc::channel();
+        let opener = sealing.clone();
         std::thread::spawn(move || {
             let mut failures = 0;
             for event in connection.iter() {
                 match event {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        let mut value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        if let Some(sealing) = &opener {
+                            value = sealing.receive(&p.topic, value);
+                        }
                         if tx.send((p.topic, value)).is_err() {
                             return;
                         }
@@ -69,6 +104,7 @@ impl Mqtt {
             client,
             messages,
             subscribed,
+            sealing,
         }
     }
 
@@ -81,9 +117,16 @@ impl Mqtt {
             .unwrap_or_else(|_| panic!("no SUBACK for {topic} within 10 s"));
     }
 
-    /// Publishes `value` on `topic` (QoS 1, not retained).
-    pub(crate) fn publish(&self, topic: &str, value: &Value) {
-        self.publish_raw(topic, value.to_string().into_bytes());
+    /// Publishes `value` on `topic` (QoS 1, not retained): sealed, with the
+    /// next `seq` (and an offer with the status nonce), for a paired
+    /// viewer. Returns the payload as published.
+    pub(crate) fn publish(&self, topic: &str, value: &Value) -> Vec<u8> {
+        let payload = match &self.sealing {
+            Some(sealing) if topic.contains("/in/") => sealing.seal(topic, value.clone()),
+            _ => value.to_string().into_bytes(),
+        };
+        self.publish_raw(topic, payload.clone());
+        payload
     }
 
     /// Publishes raw bytes on `topic` (QoS 1, not retained).
@@ -143,6 +186,38 @@ impl Mqtt {
     /// The broker port this client talks to.
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+}
+
+impl Sealing {
+    fn seal(&self, topic: &str, mut body: Value) -> Vec<u8> {
+        let mut sent = self.sent.lock().unwrap();
+        let seq = sent.entry(topic.to_owned()).or_default();
+        *seq += 1;
+        body["seq"] = (*seq).into();
+        if body["type"] == "offer" && body.get("nonce").is_none() {
+            let nonce = self.nonce.lock().unwrap().clone();
+            body["nonce"] = nonce
+                .expect("the device's status nonce: subscribe to its status first")
+                .into();
+        }
+        self.key.seal(topic, &body)
+    }
+
+    /// The opened body of a sealed payload; notes a status nonce.
+    fn receive(&self, topic: &str, value: Value) -> Value {
+        if topic.ends_with("/status")
+            && let Some(nonce) = value["nonce"].as_str()
+        {
+            *self.nonce.lock().unwrap() = Some(nonce.to_owned());
+        }
+        if value.get("seal").is_some() {
+            return self
+                .key
+                .open(topic, &value)
+                .unwrap_or(json!({"unopened": value}));
+        }
+        value
     }
 }
 

@@ -120,7 +120,7 @@ export function freshNames() {
  * Starts the daemon with the `test` source against `brokerUrl`; resolves
  * once its HTTP viewer answers. `extra` is appended to the config file.
  */
-export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, mqttExtra = "", webrtc = "", audio = null, extra = "", bin = PEERCAM_BIN }) {
+export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, mqttExtra = "", webrtc = "", audio = null, security = "", extra = "", bin = PEERCAM_BIN }) {
   const dir = scratchDir(cleanup);
   const httpPort = await freePort();
   const config = join(dir, "peercam.toml");
@@ -154,6 +154,10 @@ ${viewerBrokerUrl ? `broker_url = "${viewerBrokerUrl}"` : ""}
 [doorbell]
 control_socket = "${controlSocket}"
 ${audio ? audio.config : ""}
+
+[security]
+${audio ? `plain_talkback = ${audio.talkback}` : ""}
+${security}
 ${extra}
 `);
   const proc = spawn(bin, ["run", "-c", config], {
@@ -237,6 +241,8 @@ export function alsaBench(cleanup, { input = "speech", live = false, talkback = 
     /** With `live`: the wall-clock time (ms) at which microphone sample 0 was "spoken". */
     micStartedAt: writer?.startedAt ?? null,
     env: { ALSA_CONFIG_PATH: `/usr/share/alsa/alsa.conf:${asoundrc}` },
+    /** Whether viewers may talk back (in plain mode too: the bench is on loopback). */
+    talkback,
     config: `
 [audio]
 enabled = true

@@ -1,0 +1,335 @@
+//! Sealed signaling end to end: the daemon with two viewers paired by
+//! `peercam pair`, a real Mosquitto, str0m viewers that seal as
+//! docs/protocol.md §8 says, and an observer subscribed to `#` that must
+//! learn nothing. Every bad-input rule of sealed mode is exercised against
+//! the running daemon.
+
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
+
+use common::seal::TestKey;
+use common::viewer::{Mqtt, Viewer, nal_types, session_id, try_call};
+use common::{Daemon, Mosquitto, TempDir, free_port};
+use serde_json::{Value, json};
+
+const DEVICE: &str = "sealcam";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Mosquitto, the daemon with `alice` and `bob` paired, and their links.
+struct Bench {
+    port: u16,
+    config: std::path::PathBuf,
+    alice: String,
+    bob: String,
+    _daemon: Daemon,
+    _broker: Mosquitto,
+    dir: TempDir,
+}
+
+fn peercam(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_peercam"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The pairing link `peercam pair` printed.
+fn link_in(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find(|l| l.starts_with("http") && l.contains("#v=1&"))
+        .expect("peercam pair prints the link on a line of its own")
+        .to_owned()
+}
+
+/// The `k` parameter of a pairing link.
+fn key_of(link: &str) -> String {
+    let fragment = link.split_once('#').unwrap().1;
+    fragment
+        .split('&')
+        .find_map(|p| p.strip_prefix("k="))
+        .unwrap()
+        .to_owned()
+}
+
+fn bench() -> Bench {
+    let port = free_port();
+    let broker = Mosquitto::start(port);
+    let dir = TempDir::new("sealed");
+    let keys = dir.0.join("viewers.toml");
+    let config_text = format!(
+        r#"
+[device]
+id = "{DEVICE}"
+name = "Sealed camera"
+[mqtt]
+broker = "mqtt://127.0.0.1:{port}"
+[video]
+width = 320
+height = 240
+bitrate_kbps = 300
+[webrtc]
+interfaces = ["lo"]
+[http]
+listen = ""
+broker_url = "ws://127.0.0.1:9"
+[security]
+keys_file = "{}"
+viewer_url = "https://viewer.example/"
+"#,
+        keys.display()
+    );
+    let config = dir.0.join("peercam.toml");
+    std::fs::write(&config, &config_text).unwrap();
+    let png = dir.0.join("alice.png");
+    let cfg = config.to_str().unwrap();
+    let paired = peercam(&["pair", "alice", "-c", cfg, "--png", png.to_str().unwrap()]);
+    assert!(paired.status.success(), "{paired:?}");
+    let alice = link_in(&paired.stdout);
+    let paired = peercam(&["pair", "bob", "-c", cfg]);
+    assert!(paired.status.success(), "{paired:?}");
+    let bob = link_in(&paired.stdout);
+    let daemon = Daemon::start(&config_text, &[]);
+    Bench {
+        port,
+        config,
+        alice,
+        bob,
+        _daemon: daemon,
+        _broker: broker,
+        dir,
+    }
+}
+
+impl Bench {
+    /// A client for the viewer of pairing `link`, with the status read.
+    fn viewer(&self, link: &str) -> Mqtt {
+        let mqtt = Mqtt::connect_sealed(self.port, &key_of(link));
+        let status = format!("peercam/{DEVICE}/status");
+        mqtt.subscribe(&status);
+        mqtt.wait_for(&status, Duration::from_secs(20), |v| {
+            v["online"] == true && v["sealed"] == true && v["nonce"].is_string()
+        });
+        mqtt
+    }
+
+    fn keys(&self, args: &[&str]) -> String {
+        let mut all = vec!["keys", "-c", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = peercam(&all);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn topics(session: &str) -> (String, String) {
+    (
+        format!("peercam/{DEVICE}/in/{session}"),
+        format!("peercam/{DEVICE}/out/{session}"),
+    )
+}
+
+/// Calls and checks that video decodes from a keyframe.
+fn watch(mqtt: &Mqtt, session: &str) -> Viewer {
+    let mut viewer = try_call(mqtt, DEVICE, session, "127.0.0.1")
+        .unwrap_or_else(|e| panic!("sealed call refused: {e}"));
+    let frames = viewer.receive(5, Duration::from_secs(20));
+    assert!(frames.len() >= 5, "video flows");
+    assert!(nal_types(&frames[0]).contains(&5), "starts on a keyframe");
+    viewer
+}
+
+#[test]
+fn pairing_prints_a_link_whose_qr_code_decodes_to_it() {
+    let bench = bench();
+    let png = std::fs::File::open(bench.dir.0.join("alice.png")).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(png))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (width, height) = (info.width as usize, info.height as usize);
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, decoded) = grids[0].decode().unwrap();
+    assert_eq!(decoded, bench.alice);
+    assert!(bench.alice.starts_with(
+        "https://viewer.example/#v=1&b=ws%3A%2F%2F127.0.0.1%3A9&p=peercam&d=sealcam&k="
+    ));
+    assert!(bench.alice.ends_with("&n=alice"));
+    TestKey::parse(&key_of(&bench.alice));
+    let listed = bench.keys(&[]);
+    assert!(
+        listed.contains("alice  key ") && listed.contains("bob  key "),
+        "{listed}"
+    );
+    let mode = std::fs::metadata(bench.dir.0.join("viewers.toml")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn paired_viewers_watch_and_an_observer_of_everything_learns_nothing() {
+    let bench = bench();
+    let observer = Mqtt::connect(bench.port);
+    observer.subscribe("#");
+    let alice = bench.viewer(&bench.alice);
+    let bob = bench.viewer(&bench.bob);
+    let mut alices = watch(&alice, &session_id());
+    let mut bobs = watch(&bob, &session_id());
+    assert!(alices.receive(3, WAIT).len() >= 3, "alice still decodes");
+    assert!(bobs.receive(3, WAIT).len() >= 3);
+    let seen = observer.drain();
+    assert!(
+        seen.iter().any(|(t, _)| t.contains("/in/")),
+        "the observer saw the calls"
+    );
+    for (topic, payload) in seen {
+        let text = payload.to_string();
+        for secret in [
+            "v=0",
+            "candidate",
+            "127.0.0.1",
+            "sdp",
+            "fingerprint",
+            "ice-ufrag",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{topic} shows {secret:?} in clear: {text}"
+            );
+        }
+        if topic.contains("/in/") || topic.contains("/out/") {
+            let fields: Vec<_> = payload.as_object().unwrap().keys().cloned().collect();
+            assert_eq!(fields, ["kid", "seal", "v"], "{topic}: {text}");
+        }
+    }
+}
+
+#[test]
+fn unpaired_plain_and_revoked_viewers_are_refused() {
+    let bench = bench();
+    let plain = Mqtt::connect(bench.port);
+    let status = format!("peercam/{DEVICE}/status");
+    plain.subscribe(&status);
+    plain.wait_for(&status, Duration::from_secs(20), |v| v["online"] == true);
+    let error = try_call(&plain, DEVICE, &session_id(), "127.0.0.1")
+        .err()
+        .unwrap();
+    assert_eq!(error["code"], "unauthorized", "{error}");
+    assert!(error.get("seq").is_none(), "unauthorized goes unsealed");
+
+    let stranger = bench.viewer(&format!("x#k={}", TestKey::stranger()));
+    let error = try_call(&stranger, DEVICE, &session_id(), "127.0.0.1")
+        .err()
+        .unwrap();
+    assert_eq!(error["code"], "unauthorized", "{error}");
+
+    let alice = bench.viewer(&bench.alice);
+    let bob = bench.viewer(&bench.bob);
+    let session = session_id();
+    let _alices = watch(&alice, &session);
+    let bobs_session = session_id();
+    let mut bobs = watch(&bob, &bobs_session);
+    let revoked = bench.keys(&["revoke", "alice"]);
+    assert!(revoked.contains("Revoked \"alice\""), "{revoked}");
+    let (_, out) = topics(&session);
+    let bye = alice.wait_for(&out, WAIT, |v| v["type"] == "bye");
+    assert!(bye["reason"].as_str().unwrap().contains("revoked"), "{bye}");
+    assert!(bye["seq"].is_u64(), "the bye is sealed for alice: {bye}");
+    assert!(bobs.receive(5, WAIT).len() >= 5, "bob's call goes on");
+    let error = try_call(&alice, DEVICE, &session_id(), "127.0.0.1")
+        .err()
+        .unwrap();
+    assert_eq!(error["code"], "unauthorized", "{error}");
+    assert!(!bench.keys(&[]).contains("alice"));
+}
+
+/// Asks for ICE servers on `session` and returns the reply's `seq`: what the
+/// device answered before comes first on the same connection, so a reply
+/// to anything published earlier would have taken this `seq`.
+fn probe(mqtt: &Mqtt, session: &str) -> u64 {
+    let (inbound, out) = topics(session);
+    mqtt.publish(&inbound, &json!({"v":1,"type":"ice-servers"}));
+    let reply = mqtt.wait_for(&out, WAIT, |_| true);
+    assert_eq!(reply["type"], "ice-servers", "{reply}");
+    reply["seq"].as_u64().unwrap()
+}
+
+#[test]
+fn replayed_moved_forged_and_stale_messages_are_dropped_or_answered_as_specified() {
+    let bench = bench();
+    let alice = bench.viewer(&bench.alice);
+    let bob = bench.viewer(&bench.bob);
+    let (a, b) = (session_id(), session_id());
+    let (a_in, a_out) = topics(&a);
+    alice.subscribe(&a_out);
+    let (b_in, b_out) = topics(&b);
+    bob.subscribe(&b_out);
+
+    let (_viewer, offer, _pending) = Viewer::new();
+    let first = alice.publish(
+        &a_in,
+        &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
+    );
+    let answer = alice.wait_for(&a_out, WAIT, |_| true);
+    assert_eq!((answer["type"].clone(), answer["seq"].clone()), ("answer".into(), 1.into()));
+    let end = alice.wait_for(&a_out, WAIT, |v| v["candidate"] == "");
+    let last = end["seq"].as_u64().unwrap();
+
+    alice.publish_raw(&a_in, first.clone());
+    let unsealed = json!({"v":1,"type":"bye"}).to_string().into_bytes();
+    alice.publish_raw(&a_in, unsealed);
+    assert_eq!(
+        probe(&alice, &a),
+        last + 1,
+        "the replayed first offer and an unsealed bye on alice's live call got no reply"
+    );
+
+    assert_eq!(probe(&bob, &b), 1);
+    bob.publish_raw(&b_in, first.clone());
+    assert_eq!(
+        probe(&bob, &b),
+        2,
+        "alice's seal replayed onto bob's session: dropped"
+    );
+
+    let fresh = session_id();
+    let (fresh_in, fresh_out) = topics(&fresh);
+    alice.subscribe(&fresh_out);
+    alice.publish_raw(&fresh_in, first.clone());
+    let refused = alice.wait_for(&fresh_out, WAIT, |_| true);
+    assert_eq!(
+        refused["code"], "unauthorized",
+        "moved to another topic: {refused}"
+    );
+
+    let forged_session = session_id();
+    let (forged_in, forged_out) = topics(&forged_session);
+    alice.subscribe(&forged_out);
+    let mut forged: Value = serde_json::from_slice(&first).unwrap();
+    let seal = forged["seal"].as_str().unwrap().to_owned();
+    let flipped = if seal.ends_with('A') { "B" } else { "A" };
+    forged["seal"] = format!("{}{flipped}", &seal[..seal.len() - 1]).into();
+    alice.publish_raw(&forged_in, forged.to_string().into_bytes());
+    let refused = alice.wait_for(&forged_out, WAIT, |_| true);
+    assert_eq!(refused["code"], "unauthorized", "forged: {refused}");
+
+    let stale = session_id();
+    let (stale_in, stale_out) = topics(&stale);
+    alice.subscribe(&stale_out);
+    alice.publish(
+        &stale_in,
+        &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string(),"nonce":"AAAAAAAAAAAAAAAAAAAAAA"}),
+    );
+    let refused = alice.wait_for(&stale_out, WAIT, |_| true);
+    assert_eq!(refused["code"], "stale", "an old nonce: {refused}");
+    assert_eq!(refused["seq"], 1, "stale is sealed");
+}
