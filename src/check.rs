@@ -8,11 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::board;
-use crate::config::{Broker, Config, SourceKind};
+use crate::config::{Broker, Config, SecurityMode, SourceKind};
 use crate::media::audio::pcm;
 use crate::media::video;
 use crate::rtc::net;
+use crate::signal::keyring::Keyring;
 use crate::signal::mqtt::{self, ConnectFailure};
+use crate::tls;
 
 /// How long the broker gets to answer.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,6 +132,7 @@ pub(crate) fn run(config_path: &Path) -> Vec<Finding> {
         findings.extend(check_video(config));
         findings.push(check_network(config));
         findings.push(check_broker(config));
+        findings.extend(check_security(config));
         findings.extend(check_nat(config));
     }
     findings.extend(check_audio(config.as_ref()));
@@ -312,6 +315,82 @@ fn check_nat(config: &Config) -> Vec<Finding> {
     findings
 }
 
+/// Who can call (sealed or plain), the key file, and the viewer's HTTPS.
+fn check_security(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let path = &config.security.keys_file;
+    let paired = match Keyring::load(path) {
+        Ok(keys) => keys.viewers().count(),
+        Err(e) => {
+            findings.push(Finding::problem(
+                Level::Fail,
+                "security",
+                format!("{e:#}"),
+                "fix the file named above, or revoke and pair the viewer again",
+            ));
+            return findings;
+        }
+    };
+    let exposed = std::fs::metadata(path).is_ok_and(|meta| {
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+    });
+    if exposed {
+        findings.push(Finding::problem(
+            Level::Fail,
+            "security",
+            format!(
+                "{} is readable by other users: its keys let anyone call",
+                path.display()
+            ),
+            format!("chmod 600 {}", path.display()),
+        ));
+    }
+    let plain = match config.security.mode {
+        SecurityMode::Plain => true,
+        SecurityMode::Auto => paired == 0,
+        SecurityMode::Sealed => false,
+    };
+    findings.push(if plain {
+        Finding::problem(
+            Level::Warn,
+            "security",
+            "plain mode: anyone who can publish to the camera's topics on the broker can watch \
+             and listen",
+            "pair a viewer with `peercam pair NAME` (the camera then seals its signaling), or \
+             restrict the broker with an ACL (config/peercam.toml shows one)",
+        )
+    } else if paired == 0 {
+        Finding::problem(
+            Level::Warn,
+            "security",
+            "sealed mode, but no viewer is paired: nobody can call",
+            "pair a viewer with `peercam pair NAME`",
+        )
+    } else {
+        Finding::ok(
+            "security",
+            format!("sealed: {paired} paired viewers ({})", path.display()),
+        )
+    });
+    if let (Some(cert), Some(key)) = (&config.http.tls_cert, &config.http.tls_key) {
+        findings.push(
+            match tls::server_config((cert, "http.tls_cert"), (key, "http.tls_key")) {
+                Ok(_) => Finding::ok(
+                    "https",
+                    format!("the viewer is served over HTTPS ({})", cert.display()),
+                ),
+                Err(e) => Finding::problem(
+                    Level::Fail,
+                    "https",
+                    format!("{e:#}"),
+                    "point http.tls_cert and http.tls_key at the PEM certificate chain and its key",
+                ),
+            },
+        );
+    }
+    findings
+}
+
 fn check_broker(config: &Config) -> Finding {
     let Broker::Url(url) = &config.mqtt.broker else {
         let embedded = &config.mqtt.embedded;
@@ -344,6 +423,13 @@ fn check_broker(config: &Config) -> Finding {
             "set mqtt.username and mqtt.password_file to an account the broker accepts \
              (Mosquitto: mosquitto_passwd)",
         ),
+        Ok(Err(failure @ ConnectFailure::Certificate(_))) => Finding::problem(
+            Level::Fail,
+            "broker",
+            format!("{url}: {failure}"),
+            "set mqtt.ca_file to the PEM certificate of the CA that signed the broker's \
+             certificate, and name the broker by the host its certificate is for",
+        ),
         Ok(Err(failure)) => Finding::problem(
             Level::Fail,
             "broker",
@@ -355,7 +441,8 @@ fn check_broker(config: &Config) -> Finding {
             Level::Fail,
             "broker",
             format!("{e:#}"),
-            "write mqtt.broker as mqtt://, mqtts://, ws:// or wss://host:port",
+            "write mqtt.broker as mqtt://, mqtts://, ws:// or wss://host:port, and point \
+             mqtt.ca_file / client_cert / client_key at readable PEM files",
         ),
     }
 }

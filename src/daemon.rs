@@ -112,7 +112,14 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
     }
 
     if let Some(addr) = config.http.listen {
-        let bound = crate::http::start(addr)?;
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(
+                (cert, "http.tls_cert"),
+                (key, "http.tls_key"),
+            )?),
+            _ => None,
+        };
+        let bound = crate::http::start(addr, tls)?;
         println!("{}", crate::pair::viewer_link(&config, bound));
     }
     let mut notifier = ServiceNotifier::from_env();

@@ -42,8 +42,12 @@ fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
         .map(|(_, content_type, body)| (*content_type, *body))
 }
 
-/// Starts serving on `addr` in a background thread; returns the bound address.
-pub(crate) fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+/// Starts serving on `addr` in a background thread, over HTTPS with `tls`;
+/// returns the bound address.
+pub(crate) fn start(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot serve the web viewer on {addr} (`http.listen`)"))?;
     let bound = listener.local_addr()?;
@@ -53,7 +57,7 @@ pub(crate) fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
-                    Ok(stream) => accept(stream, &active),
+                    Ok(stream) => accept(stream, tls.clone(), &active),
                     Err(e) => tracing::debug!("web viewer: accept failed: {e}"),
                 }
             }
@@ -62,7 +66,7 @@ pub(crate) fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
 }
 
 /// Serves `stream` on its own thread, unless [`MAX_CONNECTIONS`] are busy.
-fn accept(stream: TcpStream, active: &Arc<AtomicUsize>) {
+fn accept(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, active: &Arc<AtomicUsize>) {
     if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
         active.fetch_sub(1, Ordering::AcqRel);
         tracing::debug!("web viewer: {MAX_CONNECTIONS} connections busy; one refused");
@@ -73,7 +77,7 @@ fn accept(stream: TcpStream, active: &Arc<AtomicUsize>) {
         .name("http-client".into())
         .spawn(move || {
             let _slot = slot;
-            if let Err(e) = serve(stream) {
+            if let Err(e) = serve(stream, tls) {
                 tracing::debug!("web viewer: {e}");
             }
         });
@@ -91,10 +95,22 @@ impl Drop for Slot {
     }
 }
 
-/// Reads one request head and answers it, within the time limits.
-fn serve(mut stream: TcpStream) -> std::io::Result<()> {
+/// Serves one connection, over TLS with `tls`, within the time limits.
+fn serve(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let Some(tls) = tls else {
+        return exchange(stream);
+    };
+    let connection = rustls::ServerConnection::new(tls).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(connection, stream);
+    exchange(&mut stream)?;
+    stream.conn.send_close_notify();
+    stream.flush()
+}
+
+/// Reads one request head and answers it.
+fn exchange(mut stream: impl Read + Write) -> std::io::Result<()> {
     let started = Instant::now();
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -192,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_client_that_never_reads_does_not_block_the_next_page() {
-        let addr = start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = start("127.0.0.1:0".parse().unwrap(), None).unwrap();
         let stalled: Vec<TcpStream> = (0..8)
             .map(|_| {
                 let mut s = TcpStream::connect(addr).unwrap();

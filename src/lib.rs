@@ -25,6 +25,7 @@ mod service;
 mod signal;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
+mod tls;
 mod worker;
 
 pub use cli::main;

@@ -134,9 +134,9 @@ pub(crate) fn revoke(config: &Config, name: &str) -> anyhow::Result<String> {
 /// The link the daemon prints at start: the viewer on `http`, with this
 /// device's broker, prefix and id, and no key.
 pub(crate) fn viewer_link(config: &Config, http: SocketAddr) -> String {
-    let page = viewer_page(config, Some(http)).unwrap_or_else(|_| format!("http://{http}/"));
     let mut link = format!(
-        "Open the viewer: {page}#v=1&p={}&d={}",
+        "Open the viewer: {}#v=1&p={}&d={}",
+        own_page(config, http),
         percent_encode(&config.mqtt.prefix),
         percent_encode(&config.device.id)
     );
@@ -159,7 +159,7 @@ fn pairing_link(config: &Config, page: &str, broker: &str, viewer: &PairedViewer
 }
 
 /// The viewer page's URL: `security.viewer_url`, or this device's own
-/// viewer on `http` (a LAN address in place of 0.0.0.0).
+/// viewer on `http`.
 fn viewer_page(config: &Config, http: Option<SocketAddr>) -> anyhow::Result<String> {
     if let Some(url) = &config.security.viewer_url {
         return Ok(url.clone());
@@ -168,6 +168,12 @@ fn viewer_page(config: &Config, http: Option<SocketAddr>) -> anyhow::Result<Stri
         "`http.listen` is off, so this device serves no viewer: set `security.viewer_url` to \
          where the viewer is hosted",
     )?;
+    Ok(own_page(config, http))
+}
+
+/// This device's own viewer on `http`: a LAN address in place of 0.0.0.0,
+/// HTTPS when `http.tls_cert` is set.
+fn own_page(config: &Config, http: SocketAddr) -> String {
     let host = match http.ip() {
         ip if ip.is_unspecified() => lan_address().map_or_else(
             || format!("localhost:{}", http.port()),
@@ -175,7 +181,12 @@ fn viewer_page(config: &Config, http: Option<SocketAddr>) -> anyhow::Result<Stri
         ),
         _ => http.to_string(),
     };
-    Ok(format!("http://{host}/"))
+    let scheme = if config.http.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}/")
 }
 
 /// This machine's first IPv4 address other than loopback.

@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("backoff", 0),
     ("worker", 0),
+    ("tls", 0),
     ("test_hooks", 0),
     ("media", 1),
     ("rtc", 2),

@@ -1,8 +1,9 @@
 //! Sealed signaling end to end: the daemon with two viewers paired by
-//! `peercam pair`, a real Mosquitto, str0m viewers that seal as
-//! docs/protocol.md §8 says, and an observer subscribed to `#` that must
-//! learn nothing. Every bad-input rule of sealed mode is exercised against
-//! the running daemon.
+//! `peercam pair`, reaching a real Mosquitto over TLS (a CA made by the
+//! test), str0m viewers that seal as docs/protocol.md §8 says, and an
+//! observer subscribed to `#` that must learn nothing. Every bad-input rule
+//! of sealed mode is exercised against the running daemon, and broker
+//! certificate problems are clear errors.
 
 use std::process::Command;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 mod common;
 
 use common::seal::TestKey;
+use common::tls::TestCa;
 use common::viewer::{Mqtt, Viewer, nal_types, session_id, try_call};
 use common::{Daemon, Mosquitto, TempDir, free_port};
 use serde_json::{Value, json};
@@ -25,6 +27,7 @@ struct Bench {
     bob: String,
     _daemon: Daemon,
     _broker: Mosquitto,
+    _ca: TestCa,
     dir: TempDir,
 }
 
@@ -54,18 +57,17 @@ fn key_of(link: &str) -> String {
         .to_owned()
 }
 
-fn bench() -> Bench {
-    let port = free_port();
-    let broker = Mosquitto::start(port);
-    let dir = TempDir::new("sealed");
-    let keys = dir.0.join("viewers.toml");
-    let config_text = format!(
+/// The configuration of a device reaching the broker at `broker` with
+/// `mqtt_extra` in `[mqtt]`, its keys in `keys`.
+fn device_config(broker: &str, mqtt_extra: &str, keys: &std::path::Path) -> String {
+    format!(
         r#"
 [device]
 id = "{DEVICE}"
 name = "Sealed camera"
 [mqtt]
-broker = "mqtt://127.0.0.1:{port}"
+broker = "{broker}"
+{mqtt_extra}
 [video]
 width = 320
 height = 240
@@ -80,6 +82,18 @@ keys_file = "{}"
 viewer_url = "https://viewer.example/"
 "#,
         keys.display()
+    )
+}
+
+fn bench() -> Bench {
+    let (port, tls_port) = (free_port(), free_port());
+    let ca = TestCa::new();
+    let broker = Mosquitto::start_with("127.0.0.1", port, &ca.mosquitto_listener(tls_port));
+    let dir = TempDir::new("sealed");
+    let config_text = device_config(
+        &format!("mqtts://127.0.0.1:{tls_port}"),
+        &format!("ca_file = \"{}\"", ca.ca.display()),
+        &dir.0.join("viewers.toml"),
     );
     let config = dir.0.join("peercam.toml");
     std::fs::write(&config, &config_text).unwrap();
@@ -99,6 +113,7 @@ viewer_url = "https://viewer.example/"
         bob,
         _daemon: daemon,
         _broker: broker,
+        _ca: ca,
         dir,
     }
 }
@@ -280,7 +295,10 @@ fn replayed_moved_forged_and_stale_messages_are_dropped_or_answered_as_specified
         &json!({"v":1,"type":"offer","sdp":offer.to_sdp_string()}),
     );
     let answer = alice.wait_for(&a_out, WAIT, |_| true);
-    assert_eq!((answer["type"].clone(), answer["seq"].clone()), ("answer".into(), 1.into()));
+    assert_eq!(
+        (answer["type"].clone(), answer["seq"].clone()),
+        ("answer".into(), 1.into())
+    );
     let end = alice.wait_for(&a_out, WAIT, |v| v["candidate"] == "");
     let last = end["seq"].as_u64().unwrap();
 
@@ -332,4 +350,51 @@ fn replayed_moved_forged_and_stale_messages_are_dropped_or_answered_as_specified
     let refused = alice.wait_for(&stale_out, WAIT, |_| true);
     assert_eq!(refused["code"], "stale", "an old nonce: {refused}");
     assert_eq!(refused["seq"], 1, "stale is sealed");
+}
+
+#[test]
+fn broker_certificate_problems_are_clear_errors_and_check_findings() {
+    let (port, tls_port) = (free_port(), free_port());
+    let ca = TestCa::new();
+    let _broker = Mosquitto::start_with("127.0.0.1", port, &ca.mosquitto_listener(tls_port));
+    let dir = TempDir::new("badtls");
+    let keys = dir.0.join("viewers.toml");
+    let broker = format!("mqtts://127.0.0.1:{tls_port}");
+    let check = |name: &str, mqtt_extra: &str| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, device_config(&broker, mqtt_extra, &keys)).unwrap();
+        let out = peercam(&["check", "-c", path.to_str().unwrap()]);
+        assert!(!out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let at = text.find("broker").unwrap_or_else(|| panic!("{text}"));
+        text[at..].lines().take(2).collect::<Vec<_>>().join("\n")
+    };
+    let untrusted = check("untrusted.toml", "");
+    assert!(untrusted.contains("TLS failed"), "{untrusted}");
+    assert!(untrusted.contains("mqtt.ca_file"), "{untrusted}");
+    let garbage = dir.0.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let extra = format!("ca_file = \"{}\"", garbage.display());
+    let broken = check("broken.toml", &extra);
+    assert!(
+        broken.contains("`mqtt.ca_file`") && broken.contains("no certificate"),
+        "{broken}"
+    );
+    let trusted = format!("ca_file = \"{}\"", ca.ca.display());
+    let path = dir.0.join("trusted.toml");
+    std::fs::write(&path, device_config(&broker, &trusted, &keys)).unwrap();
+    let out = peercam(&["check", "-c", path.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("reachable, login accepted"), "{text}");
+
+    let mut daemon = Daemon::start(&device_config(&broker, &extra, &keys), &[]);
+    let status = daemon
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits at once");
+    assert_eq!(status.code(), Some(1));
+    let log = daemon.stop_and_log();
+    assert!(
+        log.contains("`mqtt.ca_file`") && !log.contains("panicked"),
+        "{log}"
+    );
 }

@@ -71,11 +71,28 @@ impl Config {
         config
             .resolve_password(file)
             .map_err(|(key, message)| located(key.into(), span_of_key(text, key), message))?;
-        let folder = file.parent().unwrap_or(Path::new("."));
-        config.security.keys_file = folder.join(&config.security.keys_file);
+        config.resolve_paths(file);
         validate::validate(&config)
             .map_err(|(key, message)| located(key.into(), span_of_key(text, key), message))?;
         Ok(config)
+    }
+
+    /// Makes the files the configuration names relative to its own folder.
+    fn resolve_paths(&mut self, file: &Path) {
+        let folder = file.parent().unwrap_or(Path::new("."));
+        self.security.keys_file = folder.join(&self.security.keys_file);
+        for path in [
+            &mut self.mqtt.ca_file,
+            &mut self.mqtt.client_cert,
+            &mut self.mqtt.client_key,
+            &mut self.http.tls_cert,
+            &mut self.http.tls_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = folder.join(&*path);
+        }
     }
 
     fn resolve_password(&mut self, file: &Path) -> Result<(), (&'static str, String)> {

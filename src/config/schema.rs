@@ -72,6 +72,13 @@ pub(crate) struct MqttConfig {
     pub(crate) client_id: Option<String>,
     /// MQTT keep-alive interval in seconds.
     pub(crate) keep_alive_secs: u64,
+    /// PEM CA certificates trusted for `mqtts://`/`wss://` besides the
+    /// system's (a private CA).
+    pub(crate) ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for brokers that authenticate clients by certificate.
+    pub(crate) client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub(crate) client_key: Option<PathBuf>,
     /// Listeners of the embedded broker (`broker = "embedded"`).
     pub(crate) embedded: EmbeddedBrokerConfig,
 }
@@ -86,6 +93,9 @@ impl Default for MqttConfig {
             password_file: None,
             client_id: None,
             keep_alive_secs: 30,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             embedded: EmbeddedBrokerConfig::default(),
         }
     }
@@ -266,6 +276,10 @@ pub(crate) struct HttpConfig {
     /// Broker URL browsers use (`ws://`/`wss://`), put in the printed link;
     /// defaults to the embedded broker's WebSocket listener or a `ws(s)://` broker.
     pub(crate) broker_url: Option<String>,
+    /// PEM certificate chain: with `tls_key`, the viewer is served over HTTPS.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -273,6 +287,8 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: Some(([127, 0, 0, 1], 8080).into()),
             broker_url: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -25,6 +25,26 @@ pub(super) fn validate(config: &Config) -> Result<(), (&'static str, String)> {
             "this build has no embedded broker (cargo feature `embedded-broker`): give a broker URL",
         );
     }
+    let mqtt = &config.mqtt;
+    if mqtt.client_cert.is_some() != mqtt.client_key.is_some() {
+        return err(
+            "mqtt.client_cert",
+            "set both `client_cert` and `client_key`, or neither",
+        );
+    }
+    let tls_broker = matches!(&mqtt.broker, Broker::Url(url) if url.starts_with("mqtts://") || url.starts_with("wss://"));
+    if !tls_broker && (mqtt.ca_file.is_some() || mqtt.client_cert.is_some()) {
+        return err(
+            "mqtt.ca_file",
+            "`ca_file`, `client_cert` and `client_key` are for an mqtts:// or wss:// broker",
+        );
+    }
+    if config.http.tls_cert.is_some() != config.http.tls_key.is_some() {
+        return err(
+            "http.tls_cert",
+            "set both `tls_cert` and `tls_key`, or neither",
+        );
+    }
     if config.mqtt.keep_alive_secs < 5 {
         return err("mqtt.keep_alive_secs", "must be at least 5");
     }

@@ -12,13 +12,15 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
+    TlsConfiguration, Transport,
 };
 
 use crate::backoff::Backoff;
 use crate::config::{MqttConfig, Secret};
 use crate::signal::outbox::Publish;
 use crate::signal::protocol::{self, Topics};
+use crate::tls::{self, ClientIdentity};
 
 /// Largest MQTT packet accepted from the broker. rumqttc drops the whole
 /// connection on a bigger one, so this sits far above the protocol's
@@ -294,7 +296,10 @@ async fn run(
 pub(crate) enum ConnectFailure {
     /// The broker answered and refused us (credentials, client id, ACL).
     Refused(String),
-    /// No MQTT answer: wrong address, port, scheme, TLS, or broker down.
+    /// TLS failed on the broker's certificate (an unknown CA, another
+    /// host name, expired) or on ours.
+    Certificate(String),
+    /// No MQTT answer: wrong address, port, scheme, or broker down.
     Unreachable(String),
 }
 
@@ -304,7 +309,14 @@ impl ConnectFailure {
             ConnectionError::ConnectionRefused(code) => {
                 ConnectFailure::Refused(format!("{code:?}"))
             }
-            other => ConnectFailure::Unreachable(other.to_string()),
+            other => {
+                let text = other.to_string();
+                if text.contains("certificate") {
+                    ConnectFailure::Certificate(text)
+                } else {
+                    ConnectFailure::Unreachable(text)
+                }
+            }
         }
     }
 }
@@ -315,6 +327,12 @@ impl std::fmt::Display for ConnectFailure {
             ConnectFailure::Refused(code) => write!(
                 f,
                 "refused the connection ({code}): check mqtt.username and mqtt.password or password_file"
+            ),
+            ConnectFailure::Certificate(e) => write!(
+                f,
+                "TLS failed ({e}): trust the broker's CA with mqtt.ca_file (PEM), use the host \
+                 name its certificate names, or give the client certificate it asks for \
+                 (mqtt.client_cert, mqtt.client_key)"
             ),
             ConnectFailure::Unreachable(e) => write!(f, "unreachable: {e}"),
         }
@@ -365,7 +383,7 @@ fn connect_options(
     broker_url: &str,
     client_id: &str,
 ) -> anyhow::Result<MqttOptions> {
-    let mut options = options_for(broker_url, client_id)?;
+    let mut options = options_for(broker_url, client_id, || broker_tls(config))?;
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
         .set_clean_session(true)
@@ -377,8 +395,29 @@ fn connect_options(
     Ok(options)
 }
 
-/// MQTT options for a broker URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`).
-fn options_for(url: &str, client_id: &str) -> anyhow::Result<MqttOptions> {
+/// Whom the device trusts for an `mqtts://`/`wss://` broker, and the
+/// certificate it shows, from `mqtt.ca_file`, `client_cert`, `client_key`.
+fn broker_tls(config: &MqttConfig) -> anyhow::Result<TlsConfiguration> {
+    let identity = config
+        .client_cert
+        .as_deref()
+        .zip(config.client_key.as_deref())
+        .map(|(cert, key)| ClientIdentity {
+            cert: (cert, "mqtt.client_cert"),
+            key: (key, "mqtt.client_key"),
+        });
+    let ca = config.ca_file.as_deref().map(|path| (path, "mqtt.ca_file"));
+    let tls = tls::client_config(ca, identity).context("the broker's TLS settings")?;
+    Ok(TlsConfiguration::Rustls(tls))
+}
+
+/// MQTT options for a broker URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`);
+/// `tls` gives the TLS settings of the secure schemes.
+fn options_for(
+    url: &str,
+    client_id: &str,
+    tls: impl FnOnce() -> anyhow::Result<TlsConfiguration>,
+) -> anyhow::Result<MqttOptions> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| anyhow!("broker URL `{url}` has no scheme"))?;
@@ -398,9 +437,9 @@ fn options_for(url: &str, client_id: &str) -> anyhow::Result<MqttOptions> {
         _ => MqttOptions::new(client_id, host, port),
     };
     match scheme {
-        "mqtts" => options.set_transport(Transport::tls_with_default_config()),
+        "mqtts" => options.set_transport(Transport::tls_with_config(tls()?)),
         "ws" => options.set_transport(Transport::Ws),
-        "wss" => options.set_transport(Transport::wss_with_default_config()),
+        "wss" => options.set_transport(Transport::wss_with_config(tls()?)),
         _ => &mut options,
     };
     Ok(options)
@@ -444,22 +483,26 @@ mod tests {
         assert!(split_host_port("h:port").is_err());
     }
 
+    fn default_tls() -> anyhow::Result<TlsConfiguration> {
+        broker_tls(&MqttConfig::default())
+    }
+
     #[test]
     fn builds_options_for_every_scheme() {
-        let tcp = options_for("mqtt://broker:1884", "c").unwrap();
+        let tcp = options_for("mqtt://broker:1884", "c", default_tls).unwrap();
         assert_eq!(tcp.broker_address(), ("broker".into(), 1884));
-        let tls = options_for("mqtts://broker", "c").unwrap();
+        let tls = options_for("mqtts://broker", "c", default_tls).unwrap();
         assert_eq!(tls.broker_address().1, 8883);
         assert!(matches!(tls.transport(), Transport::Tls(_)));
-        let ws = options_for("ws://127.0.0.1:8083/mqtt", "c").unwrap();
+        let ws = options_for("ws://127.0.0.1:8083/mqtt", "c", default_tls).unwrap();
         assert_eq!(
             ws.broker_address(),
             ("ws://127.0.0.1:8083/mqtt".into(), 8083)
         );
         assert!(matches!(ws.transport(), Transport::Ws));
-        let wss = options_for("wss://b.example/mqtt", "c").unwrap();
+        let wss = options_for("wss://b.example/mqtt", "c", default_tls).unwrap();
         assert_eq!(wss.broker_address().1, 443);
-        assert!(options_for("http://b", "c").is_err());
-        assert!(options_for("broker:1883", "c").is_err());
+        assert!(options_for("http://b", "c", default_tls).is_err());
+        assert!(options_for("broker:1883", "c", default_tls).is_err());
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 pub(crate) mod lab;
 pub(crate) mod seal;
+pub(crate) mod tls;
 pub(crate) mod viewer;
 
 /// A TCP port nothing listens on right now.
@@ -150,11 +151,20 @@ impl Mosquitto {
 
     /// Starts Mosquitto listening on `ip`:`port`.
     pub(crate) fn start_on(ip: &str, port: u16) -> Mosquitto {
+        Mosquitto::start_with(ip, port, "")
+    }
+
+    /// Starts Mosquitto listening on `ip`:`port`, plus the listeners in
+    /// `extra` (its configuration lines, e.g. a TLS listener).
+    pub(crate) fn start_with(ip: &str, port: u16, extra: &str) -> Mosquitto {
         let dir = TempDir::new("mosquitto");
         let conf = dir.0.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("persistence false\nallow_anonymous true\nlistener {port} {ip}\n"),
+            format!(
+                "user root\npersistence false\nper_listener_settings false\n\
+                 allow_anonymous true\nlistener {port} {ip}\n{extra}\n"
+            ),
         )
         .unwrap();
         let child = Command::new("mosquitto")

@@ -155,39 +155,7 @@ pub(crate) struct Gathering {
 pub(crate) fn tls_config(
     extra: Option<&std::path::Path>,
 ) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
-    use anyhow::Context;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read webrtc.turn_ca_file {}", path.display()))?;
-        let mut added = 0;
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-            let cert: rustls::pki_types::CertificateDer<'_> = cert.with_context(|| {
-                format!(
-                    "webrtc.turn_ca_file {}: not PEM certificates",
-                    path.display()
-                )
-            })?;
-            roots
-                .add(cert)
-                .with_context(|| format!("webrtc.turn_ca_file {}", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
-            anyhow::bail!(
-                "webrtc.turn_ca_file {}: no certificate in it",
-                path.display()
-            );
-        }
-    }
-    Ok(std::sync::Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    crate::tls::client_config(extra.map(|path| (path, "webrtc.turn_ca_file")), None)
 }
 
 /// Reads one `stun:`/`turn:`/`turns:` URL; TURN URLs take `auth`. Errors
