@@ -37,7 +37,8 @@ export class PairedDevices {
   /** Every paired device, most recently used first. */
   list() {
     try {
-      const stored = JSON.parse(this.storage.getItem(PAIRED_STORAGE_KEY) ?? "[]");
+      const text = this.storage.getItem(PAIRED_STORAGE_KEY);
+      const stored = text === null ? null : JSON.parse(text);
       if (Array.isArray(stored)) this.memory = stored.filter(isEntry);
     } catch (e) {
       console.warn("peercam: paired devices could not be read", e);

@@ -102,3 +102,10 @@ test("a paired device is listed by its name (or id) and this viewer's name", () 
   assert.equal(pairedLabel({ ...front, label: "Front door" }), "Front door (front) · as Alice's phone");
   assert.equal(pairedLabel({ ...front, label: null, name: "" }), "front");
 });
+
+test("storage that keeps nothing (no item, writes lost) keeps the list in memory", () => {
+  const forgetful = { getItem: () => null, setItem() {} };
+  const paired = new PairedDevices(forgetful);
+  paired.remember(front);
+  assert.equal(paired.last().device, "front");
+});
