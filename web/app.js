@@ -14,7 +14,7 @@
 import { BrokerLink } from "./js/broker.js";
 import { Call, callsAgain } from "./js/call.js";
 import { floorSnapshot, holderText } from "./js/floor.js";
-import { defaultBrokerUrl, linkFragment, pairingFromLink, parseLink, withoutSecrets } from "./js/link.js";
+import { defaultBrokerUrl, linkFragment, mixedContentProblem, pairingFromLink, parseLink, withoutSecrets } from "./js/link.js";
 import { openMic } from "./js/mic.js";
 import { PairedDevices, linkFromPairing, pairedLabel } from "./js/paired.js";
 import { keysFromKeyString } from "./js/seal.js";
@@ -98,6 +98,11 @@ function fail(code, message) {
 // ---- broker and device list ----
 
 function connectBroker(link) {
+  const refused = mixedContentProblem(link.broker, location.protocol);
+  if (refused) {
+    fail("broker", refused);
+    return;
+  }
   clearError();
   setState("connecting-broker");
   try {

@@ -80,6 +80,26 @@ export async function pairingFromLink(link) {
   return { broker: link.broker, prefix: link.prefix, device: link.device, key: link.key, name: link.name ?? "", username: link.username };
 }
 
+/** Hosts a browser lets an https page reach over plain `ws://`: loopback is trustworthy. */
+const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
+
+/**
+ * Why an https page cannot use `broker`, or null when it can: a browser
+ * refuses plain `ws://` from an https page (mixed content), except to
+ * loopback.
+ */
+export function mixedContentProblem(broker, pageProtocol) {
+  if (pageProtocol !== "https:") return null;
+  let url;
+  try {
+    url = new URL(broker);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "ws:" || LOOPBACK_HOSTS.includes(url.hostname)) return null;
+  return `This page was opened over https, so the browser refuses the unencrypted broker address ${broker}. Use wss://${url.host}${url.pathname === "/" ? "" : url.pathname} (the broker's WebSocket listener with TLS).`;
+}
+
 /**
  * The broker a page opened without a link suggests: its own host, over
  * `wss` when the page came over https (a browser refuses `ws` there).

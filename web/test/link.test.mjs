@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { defaultBrokerUrl, linkFragment, pairingFromLink, parseLink, withoutSecrets } from "../js/link.js";
+import { defaultBrokerUrl, linkFragment, mixedContentProblem, pairingFromLink, parseLink, withoutSecrets } from "../js/link.js";
 import { PairingError } from "../js/seal.js";
 
 const vectors = JSON.parse(await readFile(new URL("../../docs/protocol-vectors.json", import.meta.url), "utf8"));
@@ -125,4 +125,15 @@ test("a bare page suggests a broker on its own host, wss when the page is https"
   assert.equal(defaultBrokerUrl({ protocol: "http:", hostname: "cam.local" }), "ws://cam.local:8083");
   assert.equal(defaultBrokerUrl({ protocol: "https:", hostname: "cam.example" }), "wss://cam.example:8084");
   assert.equal(defaultBrokerUrl({ protocol: "file:", hostname: "" }), "ws://127.0.0.1:8083");
+});
+
+test("an https page refuses a plain ws:// broker, except on loopback, and says what to use", () => {
+  assert.equal(mixedContentProblem("ws://broker.example:8083/mqtt", "https:"),
+    "This page was opened over https, so the browser refuses the unencrypted broker address ws://broker.example:8083/mqtt. Use wss://broker.example:8083/mqtt (the broker's WebSocket listener with TLS).");
+  assert.match(mixedContentProblem("ws://cam.local:8083", "https:"), /Use wss:\/\/cam\.local:8083 \(/);
+  assert.equal(mixedContentProblem("wss://broker.example:8084", "https:"), null);
+  assert.equal(mixedContentProblem("ws://127.0.0.1:8083", "https:"), null);
+  assert.equal(mixedContentProblem("ws://localhost:8083", "https:"), null);
+  assert.equal(mixedContentProblem("ws://broker.example:8083", "http:"), null);
+  assert.equal(mixedContentProblem("not a url", "https:"), null);
 });
