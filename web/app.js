@@ -1,24 +1,27 @@
 // peercam web viewer: finds devices through their retained MQTT status,
-// calls one over WebRTC with signaling per PROTOCOL.md (plain mode), and
-// shows the video with live statistics, plays the device's audio, talks
-// back on the floor the device grants, and alerts on doorbell rings. No
-// build step: this entry module and js/ are served as they are.
+// calls one over WebRTC with signaling per PROTOCOL.md (plain mode, or
+// sealed with the key of a pairing link), and shows the video with live
+// statistics, plays the device's audio, talks back on the floor the device
+// grants, and alerts on doorbell rings. No build step: this entry module
+// and js/ are served as they are.
 //
 // This module holds the page's state and wires the parts together:
 // js/broker.js (the MQTT link and device list), js/call.js (one call),
-// js/floor.js (talk floor), js/stats.js, js/link.js (pairing links),
-// js/mic.js, and js/view.js (the DOM).
+// js/sealed.js and js/seal.js (sealed signaling), js/floor.js (talk
+// floor), js/stats.js, js/link.js (pairing links), js/paired.js (the
+// paired doorbells this browser keeps), js/mic.js, and js/view.js (the DOM).
 
 import { BrokerLink } from "./js/broker.js";
-import { Call } from "./js/call.js";
+import { Call, callsAgain } from "./js/call.js";
 import { floorSnapshot, holderText } from "./js/floor.js";
-import { linkFragment, parseLink, withoutPassword } from "./js/link.js";
+import { defaultBrokerUrl, linkFragment, mixedContentProblem, pairingFromLink, parseLink, withoutSecrets } from "./js/link.js";
 import { openMic } from "./js/mic.js";
+import { PairedDevices, linkFromPairing, pairedLabel } from "./js/paired.js";
+import { keysFromKeyString } from "./js/seal.js";
 import { describeStats, emptyStats } from "./js/stats.js";
 import { createView } from "./js/view.js";
 
-/** The broker a page opened without a link suggests: the daemon's host, Mosquitto's usual WebSocket port. */
-const DEFAULT_BROKER_PORT = 8083;
+const UNPAIRED = "This camera only accepts paired viewers; open the pairing link from `peercam pair`.";
 const CALLABLE_STATES = ["ready", "ended", "error"];
 const CALLING_STATES = ["calling", "connected", "reconnecting"];
 
@@ -34,7 +37,12 @@ const viewer = {
   soundBlocked: false,
   audioNote: null,
   rings: [],
+  staleRetries: 0,
+  opening: 0,
 };
+
+/** The doorbells this browser is paired with; in memory only where the page may not use localStorage. */
+const paired = new PairedDevices(browserStorage());
 
 const view = createView(document, {
   connect: connectFromForm,
@@ -43,7 +51,18 @@ const view = createView(document, {
   hangup,
   talk: (event) => liveCall()?.talkInput(event) ?? false,
   mute,
+  openPaired,
+  forget,
 });
+
+/** `localStorage`, or storage that keeps nothing where the browser refuses it (paired.js then keeps the list in memory). */
+function browserStorage() {
+  try {
+    return window.localStorage;
+  } catch {
+    return { getItem: () => null, setItem() {} };
+  }
+}
 
 // ---- state and messages ----
 
@@ -79,6 +98,11 @@ function fail(code, message) {
 // ---- broker and device list ----
 
 function connectBroker(link) {
+  const refused = mixedContentProblem(link.broker, location.protocol);
+  if (refused) {
+    fail("broker", refused);
+    return;
+  }
   clearError();
   setState("connecting-broker");
   try {
@@ -120,8 +144,38 @@ function brokerHandlers(link) {
 }
 
 function renderDevices() {
-  view.renderDevices(devices().sort((a, b) => a.id.localeCompare(b.id)), viewer.selected);
+  const prefix = viewer.link?.prefix;
+  const listed = devices().sort((a, b) => a.id.localeCompare(b.id)).map((device) => ({ ...device, paired: !!paired.find(prefix, device.id) }));
+  view.renderDevices(listed, viewer.selected);
+  renderPaired();
   setState(viewer.state);
+}
+
+/** The paired doorbells, the one on screen marked, and whether the one on screen can be forgotten. */
+function renderPaired() {
+  const prefix = viewer.link?.prefix;
+  view.renderPaired(
+    paired.list().map((entry) => ({ prefix: entry.prefix, device: entry.device, label: pairedLabel(entry), current: entry.prefix === prefix && entry.device === viewer.selected })),
+    !!paired.find(prefix, viewer.selected),
+  );
+}
+
+/** Opens a paired doorbell from the list: its broker, its device, a call at once. */
+function openPaired(prefix, device) {
+  const entry = paired.find(prefix, device);
+  if (!entry) return;
+  const link = linkFromPairing(entry);
+  history.replaceState(null, "", linkFragment(link, link.device));
+  start(link);
+}
+
+/** Forgets the doorbell on screen and its key, ending a call with it. */
+function forget() {
+  const prefix = viewer.link?.prefix;
+  const device = viewer.selected;
+  if (!paired.forget(prefix, device)) return;
+  if (liveCall()?.device.id === device) viewer.call.end(null, null, "this doorbell was forgotten");
+  renderDevices();
 }
 
 function selectDevice(id) {
@@ -145,7 +199,13 @@ function maybeAutoCall() {
 
 // ---- the call ----
 
-function startCall() {
+/**
+ * Calls the selected device: sealed when this browser is paired with it,
+ * plain otherwise, and not at all when its status says it only takes
+ * paired viewers. `again` is a call placed anew after a `stale` one, which
+ * keeps counting the retries.
+ */
+async function startCall({ again = false } = {}) {
   const broker = viewer.broker;
   const id = viewer.selected;
   const device = id && broker?.devices.get(id);
@@ -161,10 +221,23 @@ function startCall() {
     fail("offline", `${device.name || id} is offline: it is not connected to the broker.`);
     return;
   }
-  if (device.sealed) {
-    fail("unsupported", `${device.name || id} uses sealed signaling, which this viewer does not support yet.`);
+  const pairing = paired.find(viewer.link.prefix, id);
+  if (!pairing && device.sealed) {
+    fail("unpaired", UNPAIRED);
     return;
   }
+  let keys = null;
+  if (pairing) {
+    try {
+      keys = await keysFromKeyString(pairing.key);
+    } catch (e) {
+      fail("pairing", e.message);
+      return;
+    }
+    if (viewer.broker !== broker || viewer.selected !== id) return;
+    paired.use(pairing.prefix, id, device.name || null);
+  }
+  if (!again) viewer.staleRetries = 0;
   viewer.call?.close();
   clearError();
   setAudioNote(null);
@@ -181,9 +254,23 @@ function startCall() {
     },
     now: () => performance.now(),
     relayOnly: viewer.link.relay,
+    keys,
   });
   viewer.call = call;
+  renderPaired();
   call.start();
+}
+
+/**
+ * The device found the sealed call `stale`: reads its status (its nonce)
+ * again and calls on a fresh session, unless meanwhile the user hung up or
+ * the page moved on.
+ */
+async function callAgainAfterStale(stale) {
+  const broker = viewer.broker;
+  viewer.staleRetries += 1;
+  await broker.refreshStatus(stale.device.id);
+  if (viewer.call === stale && viewer.broker === broker && viewer.selected === stale.device.id) startCall({ again: true });
 }
 
 /** What the page does when a call reports; `current()` is the call, and only the page's current call has a say. */
@@ -192,8 +279,15 @@ function callHooks(current) {
     if (viewer.call === current()) fn(...args);
   };
   return {
-    state: live(setState),
+    state: live((state) => {
+      if (state === "connected") viewer.staleRetries = 0;
+      setState(state);
+    }),
     ended: live(({ code, message, note }) => {
+      if (callsAgain(code, viewer.staleRetries)) {
+        callAgainAfterStale(current());
+        return;
+      }
       if (code) {
         fail(code, message);
         return;
@@ -220,7 +314,13 @@ function callHooks(current) {
   };
 }
 
+/** Ends the call; one already over (waiting to be placed again after `stale`) is let go. */
 function hangup() {
+  if (viewer.call?.closed) {
+    viewer.call = null;
+    setState("ended");
+    return;
+  }
   viewer.call?.end(null, null, "hung up");
 }
 
@@ -278,15 +378,43 @@ function connectFromForm() {
   start({ ...parseLink(fragment), password: form.password || null });
 }
 
-/** The link in the address, with its password taken out of the address (and so out of history). */
+/** The link in the address, with its password and key taken out of the address (and so out of history). */
 function linkFromAddress() {
   const link = parseLink(location.hash);
-  const stripped = withoutPassword(location.hash);
+  const stripped = withoutSecrets(location.hash);
   if (stripped !== null) history.replaceState(null, "", stripped || location.pathname + location.search);
   return link;
 }
 
+/**
+ * Opens what the address says: a pairing link's key is checked and the
+ * doorbell kept (a damaged link is refused with what to do); a bare page
+ * opens the doorbell used last.
+ */
+async function openAddress() {
+  const opening = ++viewer.opening;
+  const link = linkFromAddress();
+  if (link?.key && !link.problem) {
+    try {
+      paired.remember(await pairingFromLink(link));
+    } catch (e) {
+      if (opening === viewer.opening) start({ problem: e.message, code: "pairing" });
+      return;
+    }
+  }
+  if (opening !== viewer.opening) return;
+  const last = paired.last();
+  start(link ?? (last && linkFromPairing(last)));
+}
+
+/**
+ * Starts over with `link` (null: the bare page, a form to fill): ends any
+ * call and broker link, then connects to the link's broker. A link with a
+ * `problem` (another protocol version, a damaged pairing link) is shown,
+ * not followed.
+ */
 function start(link) {
+  viewer.opening += 1;
   viewer.call?.close();
   viewer.call = null;
   viewer.broker?.end();
@@ -294,25 +422,22 @@ function start(link) {
   viewer.link = link;
   renderDevices();
   if (!link) {
-    view.fillForm({ broker: `ws://${location.hostname || "127.0.0.1"}:${DEFAULT_BROKER_PORT}` });
+    view.fillForm({ broker: defaultBrokerUrl(location) });
     clearError();
     setState("idle");
     return;
   }
   if (link.problem) {
-    fail("unsupported", link.problem);
+    fail(link.code ?? "unsupported", link.problem);
     return;
   }
   view.fillForm({ broker: link.broker, prefix: link.prefix, username: link.username, password: link.password });
   viewer.selected = link.device;
-  if (link.key) {
-    fail("unsupported", "This is a sealed-mode pairing link; this viewer does not support sealed signaling yet.");
-    return;
-  }
+  renderPaired();
   connectBroker(link);
 }
 
-window.addEventListener("hashchange", () => start(linkFromAddress()));
+window.addEventListener("hashchange", openAddress);
 window.addEventListener("pagehide", () => viewer.call?.end(null, null, "page closed"));
 
 window.peercamViewer = {
@@ -320,6 +445,8 @@ window.peercamViewer = {
   get error() { return viewer.error; },
   get devices() { return devices(); },
   get sessionId() { return viewer.call?.sessionId ?? null; },
+  get sealed() { return !!viewer.call?.sealed; },
+  get paired() { return paired.list().map(({ broker, prefix, device, name, username, label }) => ({ broker, prefix, device, name, username, label })); },
   get stats() { return viewer.call ? { ...viewer.call.stats } : emptyStats(); },
   get talk() { return floorSnapshot(viewer.call?.floor); },
   get rings() { return viewer.rings.map((r) => ({ ...r })); },
@@ -339,6 +466,7 @@ window.peercamViewer = {
   hangup,
   setTalk: (on) => liveCall()?.talkInput({ type: "set", on: on === true }) ?? false,
   mute: (muted) => mute(muted !== false),
+  forget,
 };
 
-start(linkFromAddress());
+openAddress();

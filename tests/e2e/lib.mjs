@@ -1,12 +1,15 @@
 // The end-to-end bench: a real Mosquitto, the peercam daemon and the web
 // viewer in headless Chromium, all on loopback, all started and stopped by
-// the tests. Every wait is bounded.
+// the tests. Every wait is bounded. For TLS, a throwaway CA made with the
+// openssl CLI signs a loopback server certificate that Mosquitto's TLS and
+// WSS listeners, an https server and Chromium all use.
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
-import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { extname, join, normalize, sep } from "node:path";
+import { X509Certificate, createHash, randomBytes } from "node:crypto";
 import { test } from "node:test";
 import mqtt from "mqtt";
 import { chromium } from "playwright-core";
@@ -61,13 +64,55 @@ export function scratchDir(cleanup) {
 }
 
 /**
- * Mosquitto with a TCP and a WebSocket listener on free loopback ports.
- * `kill()` SIGKILLs it; `start()` brings it back on the same ports.
+ * A throwaway certificate authority and a server certificate it signed for
+ * `127.0.0.1` and `localhost` (SAN IP:127.0.0.1, DNS:localhost), made with
+ * the openssl CLI in a scratch directory: `{ caFile, certFile, keyFile }`
+ * (PEM paths), `ca`, `cert` and `key` (their PEM text), and `spki`, the
+ * base64 SHA-256 of the server certificate's public key, which Chromium's
+ * `--ignore-certificate-errors-spki-list` takes (see launchBrowser).
  */
-export async function startMosquitto(cleanup, { extraConfig = "" } = {}) {
+export function makeTestCa(cleanup) {
+  const dir = scratchDir(cleanup);
+  const caFile = join(dir, "ca.crt");
+  const caKey = join(dir, "ca.key");
+  const keyFile = join(dir, "server.key");
+  const csr = join(dir, "server.csr");
+  const certFile = join(dir, "server.crt");
+  const extensions = join(dir, "server.ext");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const openssl = (...args) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+  openssl("req", "-x509", ...ec, "-keyout", caKey, "-out", caFile, "-days", "2", "-subj", "/CN=peercam e2e throwaway CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  openssl("req", ...ec, "-keyout", keyFile, "-out", csr, "-subj", "/CN=localhost");
+  writeFileSync(extensions, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n");
+  openssl("x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial", "-out", certFile, "-days", "2", "-extfile", extensions);
+  const cert = readFileSync(certFile, "utf8");
+  const spkiDer = new X509Certificate(cert).publicKey.export({ type: "spki", format: "der" });
+  return {
+    caFile,
+    certFile,
+    keyFile,
+    ca: readFileSync(caFile, "utf8"),
+    cert,
+    key: readFileSync(keyFile, "utf8"),
+    spki: createHash("sha256").update(spkiDer).digest("base64"),
+  };
+}
+
+/**
+ * Mosquitto with a TCP and a WebSocket listener on free loopback ports;
+ * with `tls` (from makeTestCa) also a TLS MQTT listener (`tlsUrl`,
+ * `mqtts://`) and a WebSocket-over-TLS one (`wssUrl`, `wss://`) with its
+ * server certificate. `kill()` SIGKILLs it; `start()` brings it back on
+ * the same ports.
+ */
+export async function startMosquitto(cleanup, { extraConfig = "", tls = null } = {}) {
   const dir = scratchDir(cleanup);
   const tcpPort = await freePort();
   const wsPort = await freePort();
+  const tlsPort = tls ? await freePort() : null;
+  const wssPort = tls ? await freePort() : null;
+  const certificate = tls ? [`cafile ${tls.caFile}`, `certfile ${tls.certFile}`, `keyfile ${tls.keyFile}`] : [];
   const conf = join(dir, "mosquitto.conf");
   writeFileSync(conf, [
     "per_listener_settings false",
@@ -77,13 +122,26 @@ export async function startMosquitto(cleanup, { extraConfig = "" } = {}) {
     `listener ${tcpPort} 127.0.0.1`,
     `listener ${wsPort} 127.0.0.1`,
     "protocol websockets",
+    ...(tls ? [
+      `listener ${tlsPort} 127.0.0.1`,
+      ...certificate,
+      `listener ${wssPort} 127.0.0.1`,
+      "protocol websockets",
+      "socket_domain ipv4",
+      ...certificate,
+    ] : []),
     "",
   ].join("\n"));
+  const ports = [tcpPort, wsPort, ...(tls ? [tlsPort, wssPort] : [])];
   const broker = {
     tcpPort,
     wsPort,
+    tlsPort,
+    wssPort,
     tcpUrl: `mqtt://127.0.0.1:${tcpPort}`,
     wsUrl: `ws://127.0.0.1:${wsPort}`,
+    tlsUrl: tls ? `mqtts://127.0.0.1:${tlsPort}` : null,
+    wssUrl: tls ? `wss://127.0.0.1:${wssPort}` : null,
     proc: null,
     log: "",
     async start() {
@@ -93,7 +151,8 @@ export async function startMosquitto(cleanup, { extraConfig = "" } = {}) {
       const proc = this.proc;
       await waitFor("mosquitto to listen", async () => {
         if (proc.exitCode !== null) throw new Error(`mosquitto exited: ${this.log}`);
-        return (await canConnect(tcpPort)) && (await canConnect(wsPort));
+        for (const port of ports) if (!(await canConnect(port))) return false;
+        return true;
       }, 10000, 50);
     },
     async kill() {
@@ -386,12 +445,19 @@ export async function mqttRecorder(cleanup, url, filters) {
   };
 }
 
-/** Headless Chromium in its own process; `browser.pid` lets a test SIGKILL one viewer. */
-export async function launchBrowser(cleanup) {
+/**
+ * Headless Chromium in its own process; `browser.pid` lets a test SIGKILL
+ * one viewer. With `tls` (from makeTestCa) it trusts that server
+ * certificate, for https pages and wss connections alike, by its public
+ * key's hash (`--ignore-certificate-errors-spki-list`, which Chromium
+ * honours with the profile directory Playwright always gives it).
+ */
+export async function launchBrowser(cleanup, { tls = null } = {}) {
   const server = await chromium.launchServer({
     executablePath: CHROMIUM,
     headless: true,
     args: [
+      ...(tls ? [`--ignore-certificate-errors-spki-list=${tls.spki}`] : []),
       "--no-sandbox",
       "--disable-gpu",
       "--disable-quic",
@@ -409,6 +475,47 @@ export async function launchBrowser(cleanup) {
   const browser = await chromium.connect(server.wsEndpoint());
   browser.pid = server.process().pid;
   return browser;
+}
+
+/** Content types of the files the viewer is made of. */
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".webmanifest": "application/manifest+json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+};
+
+/** The Content-Security-Policy the daemon sends with the viewer. */
+export const VIEWER_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:";
+
+/**
+ * The web viewer (the repository's `web/`) served over https on a free
+ * loopback port with `tls`'s certificate (from makeTestCa) and the
+ * daemon's CSP, for tests that need no daemon; resolves with its `url`
+ * (`https://127.0.0.1:PORT/`).
+ */
+export async function serveViewerHttps(cleanup, tls) {
+  const root = new URL("../../web/", import.meta.url).pathname;
+  const server = createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    const path = normalize(join(root, decodeURIComponent(new URL(req.url, "https://x").pathname)));
+    const file = path.endsWith(sep) ? join(path, "index.html") : path;
+    const type = CONTENT_TYPES[extname(file)];
+    if (!file.startsWith(root) || !type || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": type, "content-security-policy": VIEWER_CSP, "cache-control": "no-store" });
+    res.end(readFileSync(file));
+  });
+  const port = await freePort();
+  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+  cleanup.push(() => new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(resolve);
+  }));
+  return { port, url: `https://127.0.0.1:${port}/` };
 }
 
 /** The daemon's viewer URL with a pairing-link fragment. */

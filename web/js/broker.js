@@ -10,6 +10,8 @@ const BROKER_CONNECT_TIMEOUT_MS = 8000;
 /** The SUBACK return code of a refused subscription. */
 const SUBSCRIPTION_REFUSED = 128;
 const QOS = 1;
+/** How long `refreshStatus` waits for the device's status to come again. */
+const STATUS_REFRESH_WAIT_MS = 1500;
 
 /**
  * One broker connection for one prefix. `handlers` are told of it:
@@ -25,6 +27,7 @@ export class BrokerLink {
     this.handlers = handlers;
     this.devices = new Map();
     this.routes = new Map();
+    this.statusWaiters = new Set();
     this.ended = false;
     this.client = connect(url, {
       protocolVersion: MQTT_PROTOCOL_VERSION,
@@ -74,6 +77,29 @@ export class BrokerLink {
     if (update.device) this.devices.set(update.id, update.device);
     else this.devices.delete(update.id);
     this.notify("devices");
+    for (const waiter of this.statusWaiters) if (waiter.id === update.id) waiter.done();
+  }
+
+  /**
+   * Reads the retained statuses again (subscribing anew makes the broker
+   * resend them) and resolves with device `id`'s once it has come, or with
+   * what is known (maybe null) after `timeoutMs`. A sealed call the device
+   * found stale needs the device's current nonce.
+   */
+  refreshStatus(id, timeoutMs = STATUS_REFRESH_WAIT_MS) {
+    return new Promise((resolve) => {
+      const waiter = {
+        id,
+        done: () => {
+          clearTimeout(timer);
+          this.statusWaiters.delete(waiter);
+          resolve(this.devices.get(id) ?? null);
+        },
+      };
+      const timer = setTimeout(waiter.done, timeoutMs);
+      this.statusWaiters.add(waiter);
+      this.client.subscribe(statusFilter(this.prefix), { qos: QOS }, () => {});
+    });
   }
 
   /**

@@ -1,5 +1,6 @@
 // One WebRTC call with one device, signaled on `P/D/in/S` and `P/D/out/S`
-// per PROTOCOL.md (plain mode). Never touches the page: it reports through
+// per PROTOCOL.md: in plain mode, or sealed (sealed.js) when the viewer
+// holds a key for the device. Never touches the page: it reports through
 // `hooks`, and everything that reaches outside (the broker, the peer
 // connection, the mic, the clock) is passed in.
 
@@ -8,6 +9,7 @@ import {
   DEDUPLICATED_TYPES, candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, iceUfrag, randomSessionId, sessionTopics,
 } from "./protocol.js";
 import { initialRestart, pathEvent, restartReducer } from "./restart.js";
+import { SealedSession, UNAUTHORIZED_HINT } from "./sealed.js";
 import { emptyStats, readStats } from "./stats.js";
 
 /** How long the device may take to answer `ice-servers` before the status list is used. */
@@ -16,6 +18,9 @@ const ICE_SERVERS_WAIT_MS = 2000;
 const CONNECT_TIMEOUT_MS = 25000;
 /** How often the stats are read while connected. */
 const STATS_INTERVAL_MS = 1000;
+
+/** How many times in a row a call turned down as `stale` is placed again, on a fresh session with the status re-read. */
+export const MAX_STALE_RETRIES = 2;
 
 const NO_PATH_HINT = "If the device is behind NAT, configure a TURN server in its ice_servers.";
 const TALKING_DIRECTIONS = ["sendrecv", "sendonly"];
@@ -60,6 +65,15 @@ export function byeOutcome(bye, everConnected) {
 }
 
 /**
+ * Whether a call that ended with `code` is placed again after `retries`
+ * such retries: only a sealed offer the device found `stale` (an old status
+ * nonce), a bounded number of times.
+ */
+export function callsAgain(code, retries) {
+  return code === "stale" && retries < MAX_STALE_RETRIES;
+}
+
+/**
  * A call. It tells the page through `hooks`, all required:
  * `state("calling" | "connected" | "reconnecting")` ("reconnecting": an
  * ICE restart is under way, see restart.js), `ended({ code, message, note })` (an
@@ -74,8 +88,11 @@ export class Call {
    * `createPeerConnection(config)` and `openMic()` (a disabled track or
    * null) reach the browser; `now()` is the clock the timings use.
    * `relayOnly` makes the browser use TURN-relayed candidates only.
+   * `keys` (seal.js `deriveKeys`) make the call sealed: then every message
+   * is sealed, the first offer carries the device's status `nonce`, and
+   * only sealed messages from the device are acted on.
    */
-  constructor({ broker, prefix, device, hooks, createPeerConnection, openMic, now, sessionId = randomSessionId(), relayOnly = false }) {
+  constructor({ broker, prefix, device, hooks, createPeerConnection, openMic, now, sessionId = randomSessionId(), relayOnly = false, keys = null }) {
     this.broker = broker;
     this.device = device;
     this.hooks = hooks;
@@ -85,6 +102,8 @@ export class Call {
     this.sessionId = sessionId;
     this.relayOnly = relayOnly;
     this.topics = sessionTopics(prefix, device.id, sessionId);
+    this.sealed = keys ? new SealedSession(keys, this.topics) : null;
+    this.outbox = Promise.resolve();
     this.pc = null;
     this.closed = false;
     this.connected = false;
@@ -95,7 +114,7 @@ export class Call {
     this.holdingCandidates = true;
     this.pendingCandidates = [];
     this.offerAt = 0;
-    this.stats = emptyStats();
+    this.stats = { ...emptyStats(), sealed: this.sealed !== null };
     this.statsSample = null;
     this.statsTimer = null;
     this.connectTimer = null;
@@ -124,7 +143,7 @@ export class Call {
       this.pc.addTransceiver("video", { direction: "recvonly" });
       this.audioTransceiver = this.addAudio();
       await this.pc.setLocalDescription(await this.pc.createOffer());
-      this.send({ type: "offer", sdp: this.pc.localDescription.sdp });
+      this.send({ type: "offer", sdp: this.pc.localDescription.sdp, ...this.openingNonce() });
       this.offerAt = this.now();
       this.offerPublished = true;
       this.releaseCandidates();
@@ -161,10 +180,27 @@ export class Call {
     });
   }
 
-  /** Publishes `body` on `in/S`; after the call closed, only a `bye`. */
+  /** The `nonce` field of a sealed call's first offer: the device's status nonce when it has one. */
+  openingNonce() {
+    return this.sealed && typeof this.device.nonce === "string" ? { nonce: this.device.nonce } : {};
+  }
+
+  /**
+   * Publishes `body` on `in/S`; after the call closed, only a `bye`. A
+   * sealed body is numbered at once and published once sealed, after every
+   * earlier one.
+   */
   send(body) {
     if (this.closed && body.type !== "bye") return;
-    this.broker.publish(this.topics.in, encodeBody(body));
+    if (!this.sealed) {
+      this.broker.publish(this.topics.in, encodeBody(body));
+      return;
+    }
+    const sealing = this.sealed.seal(body);
+    this.outbox = this.outbox
+      .then(() => sealing)
+      .then((payload) => this.broker.publish(this.topics.in, payload))
+      .catch((e) => console.warn("peercam: message not sealed", e));
   }
 
   /** Sends the candidates gathered while the offer they belong to was not out yet. */
@@ -249,16 +285,46 @@ export class Call {
     if (!this.closed && this.stats.ttffMs === null) this.stats.ttffMs = Math.round(this.now() - this.offerAt);
   }
 
-  /** A payload on `out/S`: drops what is not v1 and MQTT duplicates; applies the rest in order. */
+  /**
+   * A payload on `out/S`: drops (and counts) what is not v1, and MQTT
+   * duplicates; applies the rest in order. A sealed call opens and
+   * checks each payload first, in the same order (receiveSealed).
+   */
   onSignal(payload) {
+    if (this.sealed) {
+      this.inbox = this.inbox.then(() => this.receiveSealed(payload)).catch((e) => console.warn("peercam: signal not applied", e));
+      return;
+    }
     const decoded = decodeSessionMessage(payload);
-    if (!decoded) return;
+    if (!decoded) {
+      this.stats.signalsDropped += 1;
+      return;
+    }
     const { message, text } = decoded;
     if (message.type in this.lastPayload) {
       if (this.lastPayload[message.type] === text) return;
       this.lastPayload[message.type] = text;
     }
     this.inbox = this.inbox.then(() => this.apply(message)).catch((e) => console.warn("peercam: signal not applied", e));
+  }
+
+  /**
+   * A payload on a sealed call's `out/S`: acted on when it opens and moves
+   * `seq` on; otherwise dropped and counted. The device's unsealed
+   * `unauthorized` ends the call with a hint to pair again; the key is kept.
+   */
+  async receiveSealed(payload) {
+    if (this.closed) return;
+    const outcome = await this.sealed.receive(payload);
+    if (outcome.hint) {
+      this.end("unauthorized", UNAUTHORIZED_HINT, null, true);
+      return;
+    }
+    if (outcome.drop) {
+      this.stats.signalsDropped += 1;
+      return;
+    }
+    await this.apply(outcome.message);
   }
 
   /** Acts on one device message; called in arrival order. */

@@ -13,6 +13,11 @@ const SESSION_ID_BYTES = 16;
 
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Whether `id` is a valid device id (`[A-Za-z0-9_-]{1,64}`). */
+export function isDeviceId(id) {
+  return typeof id === "string" && DEVICE_ID.test(id);
+}
+
 /** The filter matching every device's retained status under `prefix`. */
 export function statusFilter(prefix) {
   return `${prefix}/+/status`;

@@ -12,6 +12,7 @@ export function emptyStats() {
     framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, rttMs: null,
     localCandidateType: null, localRelayProtocol: null, remoteCandidateType: null, iceRestarts: 0, codec: null, connectMs: null, ttffMs: null, packetsReceived: 0,
     audioPacketsReceived: 0, audioPacketsLost: 0, totalAudioEnergy: 0, audioLevel: null, jitterBufferDelayMs: null, audioPacketsSent: 0,
+    sealed: false, signalsDropped: 0,
   };
 }
 
@@ -83,12 +84,17 @@ export function describePath(s) {
   return `${local} ↔ ${s.remoteCandidateType ?? "?"}`;
 }
 
-/** The overlay's text: one line each for video, network (with ICE restarts, if any), timing, and audio once there is any. */
+/**
+ * The overlay's text: one line each for video, network (with ICE restarts
+ * and dropped signaling messages, if any, and whether signaling is
+ * sealed), timing, and audio once there is any.
+ */
 export function describeStats(s) {
   const restarts = s.iceRestarts > 0 ? ` · ${s.iceRestarts} ICE restart${s.iceRestarts === 1 ? "" : "s"}` : "";
+  const dropped = s.signalsDropped > 0 ? ` · ${s.signalsDropped} signal${s.signalsDropped === 1 ? "" : "s"} dropped` : "";
   const lines = [
     `${s.frameWidth}×${s.frameHeight} ${s.codec ?? ""} · ${Math.round(s.fps)} fps · ${s.bitrateKbps} kb/s`,
-    `RTT ${s.rttMs ?? "?"} ms · ${describePath(s)}${restarts}`,
+    `RTT ${s.rttMs ?? "?"} ms · ${describePath(s)}${restarts}${s.sealed ? " · sealed" : ""}${dropped}`,
     `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
   ];
   if (s.audioPacketsReceived > 0 || s.audioPacketsSent > 0) {

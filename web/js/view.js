@@ -6,12 +6,17 @@ const RING_SHOW_MS = 30000;
 
 const OPTION_ID_PREFIX = "device-";
 
-/** A device's line in the list: name, id, and how many viewers it serves or that it is offline. */
+/**
+ * A device's line in the list: name, id, and how many viewers it serves or
+ * that it is offline; whether it is sealed, and whether this browser is
+ * paired with it (`device.paired`).
+ */
 export function deviceLabel(device) {
   const label = device.name ? `${device.name} (${device.id})` : device.id;
+  const paired = device.paired ? " · paired" : "";
   return device.online
-    ? `${label} · ${device.viewers ?? 0}/${device.max_viewers ?? "?"} viewers${device.sealed ? " · sealed" : ""}`
-    : `${label} · offline`;
+    ? `${label} · ${device.viewers ?? 0}/${device.max_viewers ?? "?"} viewers${device.sealed ? " · sealed" : ""}${paired}`
+    : `${label} · offline${paired}`;
 }
 
 /** `HH:MM:SS` in local time. */
@@ -22,7 +27,9 @@ export function clock(date) {
 /**
  * Binds the page in `doc`. `actions` are what the user can do:
  * `connect()` (the broker form was submitted), `select(deviceId)`,
- * `call()`, `hangup()`, `talk(floorEvent)`, `mute(muted)`.
+ * `call()`, `hangup()`, `talk(floorEvent)`, `mute(muted)`,
+ * `openPaired(prefix, deviceId)` and `forget()` (the doorbell on screen,
+ * once the user confirmed).
  */
 export function createView(doc, actions) {
   const $ = (id) => doc.getElementById(id);
@@ -49,6 +56,9 @@ export function createView(doc, actions) {
     ringText: $("ring-text"),
     ringDismiss: $("ring-dismiss"),
     notify: $("notify"),
+    paired: $("paired"),
+    pairedList: $("paired-list"),
+    forget: $("forget"),
   };
   const win = doc.defaultView;
   let ringTimer = null;
@@ -105,6 +115,28 @@ export function createView(doc, actions) {
     if (!target) return;
     event.preventDefault();
     actions.select(target.dataset.id);
+  });
+
+  // ---- paired doorbells ----
+
+  /** The paired doorbells (`{ prefix, device, label, current }`), and the forget button when the one on screen is paired. */
+  function renderPaired(entries, canForget) {
+    ui.pairedList.replaceChildren(...entries.map((entry) => {
+      const li = doc.createElement("li");
+      const button = doc.createElement("button");
+      button.type = "button";
+      button.textContent = entry.label;
+      if (entry.current) button.setAttribute("aria-current", "true");
+      button.addEventListener("click", () => actions.openPaired(entry.prefix, entry.device));
+      li.append(button);
+      return li;
+    }));
+    ui.paired.hidden = entries.length === 0;
+    ui.forget.hidden = !canForget;
+  }
+
+  ui.forget.addEventListener("click", () => {
+    if (win.confirm("Forget this doorbell? This browser loses its key, and watching it again needs a new link from `peercam pair`.")) actions.forget();
   });
 
   // ---- state, errors, the form ----
@@ -258,6 +290,7 @@ export function createView(doc, actions) {
     showError,
     hideError,
     renderDevices,
+    renderPaired,
     formValues,
     fillForm,
     attachTrack,

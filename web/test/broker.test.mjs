@@ -134,3 +134,24 @@ test("an ended link closes at once and has no more say", () => {
   assert.deepEqual(heard, []);
   assert.equal(broker.connected, false);
 });
+
+test("refreshing a status subscribes anew and resolves with the device's status once it comes again", async () => {
+  const { broker, client } = link();
+  client.up();
+  client.deliver("home/cams/cam/status", '{"v":1,"online":true,"nonce":"old"}');
+  const refreshed = broker.refreshStatus("cam");
+  assert.equal(client.subscriptions.length, 2, "the status filter again, for the broker to resend what it retains");
+  assert.equal(client.subscriptions[1].topic, "home/cams/+/status");
+  client.deliver("home/cams/other/status", '{"v":1,"online":true}');
+  client.deliver("home/cams/cam/status", '{"v":1,"online":true,"nonce":"new"}');
+  assert.equal((await refreshed).nonce, "new");
+  assert.equal(broker.statusWaiters.size, 0);
+});
+
+test("a status that does not come again leaves what is known after the wait", async () => {
+  const { broker, client } = link();
+  client.up();
+  client.deliver("home/cams/cam/status", '{"v":1,"online":true,"nonce":"old"}');
+  assert.equal((await broker.refreshStatus("cam", 10)).nonce, "old");
+  assert.equal(await broker.refreshStatus("gone", 10), null);
+});

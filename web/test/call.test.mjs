@@ -1,8 +1,12 @@
 // The call against a fake broker and peer connection: signaling order, duplicates,
-// ends, the talk floor and the mic, and what device errors mean.
+// ends, the talk floor and the mic, what device errors mean, and sealed calls
+// against a fake sealed device.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Call, byeOutcome, deviceErrorOutcome } from "../js/call.js";
+import { Call, MAX_STALE_RETRIES, byeOutcome, callsAgain, deviceErrorOutcome } from "../js/call.js";
+import { holderText } from "../js/floor.js";
+import { deriveKeys, open, seal as sealPayload } from "../js/seal.js";
+import { acceptOpened, classifyIncoming } from "../js/sealed.js";
 import { DISCONNECTED_GRACE_MS, MAX_ICE_RESTARTS, RESTART_TIMEOUT_MS } from "../js/restart.js";
 
 const PREFIX = "p";
@@ -386,4 +390,204 @@ test(`failed restarts at once; unanswered restarts are rolled back and retried; 
   assert.match((await broker.sent.next("bye")).reason, /ICE restarts/);
   assert.equal(pc.offerOptions.length, 1 + MAX_ICE_RESTARTS);
   assert.ok(pc.closed);
+});
+
+// ---- sealed calls ----
+
+const VECTOR_SECRET = Uint8Array.from({ length: 32 }, (_, i) => i);
+const keys = await deriveKeys(VECTOR_SECRET);
+const STATUS_NONCE = "oKGio6SlpqeoqaqrrK2urw";
+
+/**
+ * A broker whose far end is a sealed device: what the call publishes is
+ * opened (in publish order) into `sent` as `{ body, payload }`; `seal`
+ * makes the device's next message (its own `seq`, or `seq` given).
+ */
+function sealedBroker() {
+  const broker = fakeBroker();
+  const sent = queue();
+  let opening = Promise.resolve();
+  let deviceSeq = 0;
+  broker.sent = sent;
+  broker.publish = (topic, payload) => {
+    opening = opening.then(async () => {
+      const plaintext = await open(payload, topic, keys.viewerToDevice);
+      const body = plaintext === null ? null : JSON.parse(plaintext);
+      broker.log.push(`publish ${topic} ${body?.type ?? "unopened"}`);
+      sent.push(body?.type ?? "unopened", { body, payload });
+    });
+  };
+  broker.seal = (body, { seq = ++deviceSeq, topic = OUT, direction = keys.deviceToViewer } = {}) => sealPayload({ v: 1, ...body, seq }, topic, direction);
+  broker.deliverRaw = (text) => broker.routes.get(OUT)?.(new TextEncoder().encode(text));
+  return broker;
+}
+
+/**
+ * A sealed call to device `cam` that has offered, its device answering
+ * through `broker.seal`; with `offered` false, one that has only asked for
+ * ICE servers, unanswered.
+ */
+async function sealedCall(t, device = {}, { offered = true } = {}) {
+  const broker = sealedBroker();
+  const hooks = queue();
+  const pcs = [];
+  const record = (name) => (...args) => hooks.push(name, args);
+  const call = new Call({
+    broker,
+    prefix: PREFIX,
+    device: { id: "cam", name: "Front door", online: true, sealed: true, nonce: STATUS_NONCE, ...device },
+    hooks: Object.fromEntries(["state", "ended", "closed", "problem", "track", "floor", "ring", "stats"].map((n) => [n, record(n)])),
+    createPeerConnection: (config) => {
+      pcs.push(new FakePeerConnection(config));
+      return pcs[0];
+    },
+    openMic: async () => fakeMic(),
+    now: () => 1000,
+    sessionId: SESSION,
+    keys,
+  });
+  t.after(() => call.close());
+  call.start();
+  const iceServers = await broker.sent.next("ice-servers");
+  if (!offered) return { call, broker, hooks, iceServers };
+  broker.deliverRaw(await broker.seal({ type: "ice-servers", ice_servers: [] }));
+  const offer = await broker.sent.next("offer");
+  return { call, broker, hooks, pc: pcs[0], iceServers, offer };
+}
+
+/** Delivers the device's sealed `body` (or a raw payload) and waits until the call has dealt with it. */
+async function deliverSealed(call, broker, bodyOrPayload, options) {
+  broker.deliverRaw(typeof bodyOrPayload === "string" ? bodyOrPayload : await broker.seal(bodyOrPayload, options));
+  await call.inbox;
+}
+
+test("a sealed call seals every message on in/S, numbered from 1, and its first offer carries the status nonce", async (t) => {
+  const { call, broker, iceServers, offer } = await sealedCall(t);
+  assert.deepEqual(iceServers.body, { v: 1, type: "ice-servers", seq: 1 });
+  assert.deepEqual(Object.keys(offer.body), ["v", "type", "sdp", "nonce", "seq"], "the body's fields in the vectors' order");
+  assert.equal(offer.body.nonce, STATUS_NONCE);
+  assert.equal(offer.body.seq, 2);
+  const sealed = JSON.parse(offer.payload);
+  assert.deepEqual(Object.keys(sealed), ["v", "kid", "seal"]);
+  assert.equal(sealed.kid, keys.kid);
+  assert.equal(await open(offer.payload, OUT, keys.viewerToDevice), null, "bound to in/S");
+  const candidate = await broker.sent.next("candidate");
+  assert.equal(candidate.body.seq, 3);
+  assert.ok(!broker.sent.names().includes("unopened"), "nothing goes out in the clear");
+  assert.equal(call.stats.sealed, true);
+  call.end(null, null, "hung up");
+  assert.deepEqual((await broker.sent.next("bye")).body, { v: 1, type: "bye", reason: "hung up", seq: 4 });
+});
+
+test("a sealed call acts on sealed messages that open on out/S and move seq on; it drops and counts the rest", async (t) => {
+  const { call, broker, pc } = await sealedCall(t);
+  const answer = await broker.seal({ type: "answer", sdp: "v=0 answer" });
+  await deliverSealed(call, broker, answer);
+  assert.equal(pc.remoteDescriptions.length, 1);
+  await deliverSealed(call, broker, answer);
+  assert.equal(pc.remoteDescriptions.length, 1, "an MQTT duplicate repeats its seq");
+  assert.equal(call.stats.signalsDropped, 1);
+
+  const dropped = [
+    JSON.stringify({ v: 1, type: "answer", sdp: "v=0 plain" }),
+    await broker.seal({ type: "answer", sdp: "v=0 old seq" }, { seq: 1 }),
+    await broker.seal({ type: "answer", sdp: "v=0 in topic" }, { topic: IN }),
+    await broker.seal({ type: "answer", sdp: "v=0 other key" }, { direction: keys.viewerToDevice }),
+    await sealPayload({ v: 1, type: "answer", sdp: "v=0 no seq" }, OUT, keys.deviceToViewer),
+    await sealPayload({ v: 2, type: "answer", sdp: "v=0 v2", seq: 99 }, OUT, keys.deviceToViewer),
+    "not json",
+  ];
+  for (const payload of dropped) await deliverSealed(call, broker, payload);
+  assert.equal(pc.remoteDescriptions.length, 1);
+  assert.equal(call.stats.signalsDropped, 1 + dropped.length);
+
+  await deliverSealed(call, broker, { type: "candidate", candidate: "candidate:sealed", sdpMid: "0", sdpMLineIndex: 0 });
+  assert.equal(pc.candidates.at(-1).candidate, "candidate:sealed", "seq may jump forward");
+  assert.ok(!call.closed);
+});
+
+test("an unsealed unauthorized ends a sealed call with a hint to pair again, and no bye", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { call, broker, hooks } = await sealedCall(t, {}, { offered: false });
+  await deliverSealed(call, broker, JSON.stringify({ v: 1, type: "error", code: "unauthorized", re: "ice-servers", message: "Unknown key." }));
+  const [outcome] = await hooks.next("ended");
+  assert.equal(outcome.code, "unauthorized");
+  assert.equal(outcome.message, "The camera does not accept this viewer's key — it may have been revoked. Pair again with `peercam pair`.");
+  assert.ok(!broker.sent.names().includes("bye"));
+});
+
+test("once the device spoke sealed, an unsealed unauthorized is a forgery: dropped", async (t) => {
+  const { call, broker } = await sealedCall(t);
+  await deliverSealed(call, broker, JSON.stringify({ v: 1, type: "error", code: "unauthorized", re: "offer", message: "forged" }));
+  assert.ok(!call.closed);
+  assert.equal(call.stats.signalsDropped, 1);
+});
+
+test("a sealed stale answering the first offer ends the call quietly, to be placed again", async (t) => {
+  const { call, broker, hooks } = await sealedCall(t);
+  await deliverSealed(call, broker, { type: "error", code: "stale", re: "offer", message: "Re-read the status and call again." });
+  const [outcome] = await hooks.next("ended");
+  assert.equal(outcome.code, "stale");
+  assert.ok(!broker.sent.names().includes("bye"), "an error on a first offer ends the session");
+  assert.equal(callsAgain(outcome.code, 0), true);
+});
+
+test("a stale call is placed again a bounded number of times; nothing else is", () => {
+  assert.equal(MAX_STALE_RETRIES, 2);
+  assert.equal(callsAgain("stale", 0), true);
+  assert.equal(callsAgain("stale", MAX_STALE_RETRIES - 1), true);
+  assert.equal(callsAgain("stale", MAX_STALE_RETRIES), false);
+  for (const code of ["busy", "unauthorized", "bad-request", null]) assert.equal(callsAgain(code, 0), false);
+});
+
+test("sealed talk replies and floor events name the paired viewer holding the floor; sealed rings ring", async (t) => {
+  const { call, broker, hooks, pc } = await sealedCall(t, { audio: "sendrecv" });
+  await deliverSealed(call, broker, { type: "answer", sdp: "v=0 answer" });
+  pc.becomes("connected");
+  call.talkInput({ type: "set", on: true });
+  assert.deepEqual((await broker.sent.next("talk")).body, { v: 1, type: "talk", on: true, seq: 4 });
+  await deliverSealed(call, broker, { type: "talk", granted: false, holder: "Bob's phone" });
+  assert.equal(call.floor.holder, "Bob's phone");
+  assert.equal(holderText(call.floor), "Bob's phone is talking");
+  await deliverSealed(call, broker, { type: "event", event: { type: "talk", holder: "Carol" } });
+  assert.equal(holderText(call.floor), "Carol is talking");
+  await deliverSealed(call, broker, { type: "event", event: { type: "ring", at: "2026-11-23T19:00:00Z" } });
+  assert.deepEqual(await hooks.next("ring"), [{ type: "ring", at: "2026-11-23T19:00:00Z" }]);
+});
+
+test("a sealed ICE restart offers again, sealed and numbered on, without a nonce", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { call, broker, pc } = await sealedCall(t);
+  await deliverSealed(call, broker, { type: "answer", sdp: "v=0 answer" });
+  pc.becomes("connected");
+  pc.becomes("failed");
+  const restart = await broker.sent.next("offer");
+  assert.equal(restart.body.nonce, undefined);
+  assert.ok(restart.body.seq > 2);
+  assert.match(restart.body.sdp, /a=ice-ufrag:uf2/);
+});
+
+test("a key is used whatever the status says: no sealed flag, no nonce", async (t) => {
+  const { offer } = await sealedCall(t, { sealed: undefined, nonce: undefined });
+  assert.equal(offer.body.nonce, undefined);
+  assert.equal(offer.body.seq, 2);
+});
+
+test("sealed-mode rules: what is opened, what is a hint, what is accepted", () => {
+  const sealed = { v: 1, kid: keys.kid, seal: "AAAA" };
+  const unauthorized = { v: 1, type: "error", code: "unauthorized" };
+  assert.equal(classifyIncoming(sealed, { accepted: false, hinted: false }), "open");
+  assert.equal(classifyIncoming(unauthorized, { accepted: false, hinted: false }), "hint");
+  assert.equal(classifyIncoming(unauthorized, { accepted: false, hinted: true }), "drop", "once per session");
+  assert.equal(classifyIncoming(unauthorized, { accepted: true, hinted: false }), "drop", "not after the device spoke sealed");
+  assert.equal(classifyIncoming({ v: 1, type: "answer", sdp: "x" }, { accepted: false, hinted: false }), "drop");
+  assert.equal(classifyIncoming(null, { accepted: false, hinted: false }), "drop");
+
+  assert.deepEqual(acceptOpened('{"v":1,"type":"answer","seq":3}', 2).message, { v: 1, type: "answer", seq: 3 });
+  assert.equal(acceptOpened('{"v":1,"type":"answer","seq":2}', 2).drop, "replayed seq");
+  assert.equal(acceptOpened('{"v":1,"type":"answer","seq":"3"}', 0).drop, "no seq");
+  assert.equal(acceptOpened('{"v":1,"type":"answer","seq":1.5}', 0).drop, "no seq");
+  assert.equal(acceptOpened('{"v":1,"type":"answer","seq":0}', 0).drop, "no seq");
+  assert.equal(acceptOpened('{"v":1,"seq":3}', 0).drop, "not a v1 message");
+  assert.equal(acceptOpened("[]", 0).drop, "not a v1 message");
 });

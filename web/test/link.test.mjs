@@ -1,7 +1,12 @@
-// Pairing links: what the fragment carries in, and that the password never goes back out.
+// Pairing links: what the fragment carries in, that the password and the key never go back
+// out, which pairing a sealed-mode link makes, and the broker a bare page suggests.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { linkFragment, parseLink, withoutPassword } from "../js/link.js";
+import { defaultBrokerUrl, linkFragment, mixedContentProblem, pairingFromLink, parseLink, withoutSecrets } from "../js/link.js";
+import { PairingError } from "../js/seal.js";
+
+const vectors = JSON.parse(await readFile(new URL("../../docs/protocol-vectors.json", import.meta.url), "utf8"));
 
 test("a full plain-mode link is read field by field", () => {
   const link = parseLink("#v=1&b=wss%3A%2F%2Fbroker.example%3A8884&p=home%2Fcams&d=front-door&u=alice&w=p%40ss%20word&auto=0");
@@ -26,7 +31,7 @@ test("a minimal link gets the default prefix and calls automatically", () => {
   assert.equal(link.auto, true);
 });
 
-test("a sealed-mode link keeps its key and name for the page to refuse", () => {
+test("a sealed-mode link keeps its key and name for the page to check", () => {
   const link = parseLink("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam&k=0011223344556677.c2VjcmV0&n=kitchen");
   assert.equal(link.key, "0011223344556677.c2VjcmV0");
   assert.equal(link.name, "kitchen");
@@ -77,11 +82,58 @@ test("a link round-trips through its own fragment, minus the password", () => {
 });
 
 test("the address is rewritten without the password, keeping the rest in order", () => {
-  assert.equal(withoutPassword("#v=1&b=ws%3A%2F%2Fh%3A1&w=secret&d=cam"), "#v=1&b=ws%3A%2F%2Fh%3A1&d=cam");
-  assert.equal(withoutPassword("#w=secret"), "");
+  assert.equal(withoutSecrets("#v=1&b=ws%3A%2F%2Fh%3A1&w=secret&d=cam"), "#v=1&b=ws%3A%2F%2Fh%3A1&d=cam");
+  assert.equal(withoutSecrets("#w=secret"), "");
 });
 
-test("an address without a password needs no rewrite", () => {
-  assert.equal(withoutPassword("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam"), null);
-  assert.equal(withoutPassword(""), null);
+test("the address is rewritten without the key (and the password) of a pairing link", () => {
+  const { link } = vectors.pairing_link;
+  const stripped = withoutSecrets(`${new URL(link).hash}&u=alice&w=pw`);
+  assert.ok(!stripped.includes(vectors.key_string.split(".")[1]));
+  assert.ok(!stripped.includes("pw"));
+  const rest = parseLink(stripped);
+  assert.equal(rest.key, null);
+  assert.equal(rest.password, null);
+  assert.equal(rest.device, "cam1");
+  assert.equal(rest.name, "Alice's phone");
+  assert.equal(rest.username, "alice");
+});
+
+test("an address without a password or a key needs no rewrite", () => {
+  assert.equal(withoutSecrets("#v=1&b=ws%3A%2F%2Fh%3A1&d=cam"), null);
+  assert.equal(withoutSecrets(""), null);
+});
+
+test("a good pairing link makes a pairing to keep, without the password", async () => {
+  const link = parseLink(`${new URL(vectors.pairing_link.link).hash}&u=alice&w=pw`);
+  assert.deepEqual(await pairingFromLink(link), {
+    broker: "wss://broker.example:8884/mqtt", prefix: "peercam", device: "cam1", key: vectors.key_string, name: "Alice's phone", username: "alice",
+  });
+});
+
+test("a damaged pairing link is refused with what to do", async () => {
+  const good = parseLink(new URL(vectors.pairing_link.link).hash);
+  const [kid, secret] = vectors.key_string.split(".");
+  const refused = (message) => (e) => e instanceof PairingError && message.test(e.message) && e.message.includes("peercam pair");
+  await assert.rejects(pairingFromLink({ ...good, key: `${kid.replace(/^./, kid[0] === "0" ? "1" : "0")}.${secret}` }), refused(/does not match its key id/));
+  await assert.rejects(pairingFromLink({ ...good, key: `${kid}.${secret.slice(1)}` }), refused(/not 32 bytes/));
+  await assert.rejects(pairingFromLink({ ...good, device: null }), refused(/names no valid device/));
+  await assert.rejects(pairingFromLink({ ...good, device: "a/b" }), refused(/names no valid device/));
+});
+
+test("a bare page suggests a broker on its own host, wss when the page is https", () => {
+  assert.equal(defaultBrokerUrl({ protocol: "http:", hostname: "cam.local" }), "ws://cam.local:8083");
+  assert.equal(defaultBrokerUrl({ protocol: "https:", hostname: "cam.example" }), "wss://cam.example:8084");
+  assert.equal(defaultBrokerUrl({ protocol: "file:", hostname: "" }), "ws://127.0.0.1:8083");
+});
+
+test("an https page refuses a plain ws:// broker, except on loopback, and says what to use", () => {
+  assert.equal(mixedContentProblem("ws://broker.example:8083/mqtt", "https:"),
+    "This page was opened over https, so the browser refuses the unencrypted broker address ws://broker.example:8083/mqtt. Use wss://broker.example:8083/mqtt (the broker's WebSocket listener with TLS).");
+  assert.match(mixedContentProblem("ws://cam.local:8083", "https:"), /Use wss:\/\/cam\.local:8083 \(/);
+  assert.equal(mixedContentProblem("wss://broker.example:8084", "https:"), null);
+  assert.equal(mixedContentProblem("ws://127.0.0.1:8083", "https:"), null);
+  assert.equal(mixedContentProblem("ws://localhost:8083", "https:"), null);
+  assert.equal(mixedContentProblem("ws://broker.example:8083", "http:"), null);
+  assert.equal(mixedContentProblem("not a url", "https:"), null);
 });

@@ -156,3 +156,10 @@ test("the overlay of a relayed call that restarted ICE", () => {
   assert.equal(describeStats({ ...stats, iceRestarts: 1 }).split("\n")[1], "RTT 41 ms · relay(udp) ↔ srflx · 1 ICE restart");
   assert.equal(describeStats({ ...stats, iceRestarts: 2 }).split("\n")[1], "RTT 41 ms · relay(udp) ↔ srflx · 2 ICE restarts");
 });
+
+test("the network line says when signaling is sealed, and how many signaling messages were dropped", () => {
+  const stats = { ...emptyStats(), rttMs: 5, localCandidateType: "host", remoteCandidateType: "host" };
+  assert.equal(describeStats({ ...stats, sealed: true }).split("\n")[1], "RTT 5 ms · host ↔ host · sealed");
+  assert.equal(describeStats({ ...stats, sealed: true, signalsDropped: 1 }).split("\n")[1], "RTT 5 ms · host ↔ host · sealed · 1 signal dropped");
+  assert.equal(describeStats({ ...stats, signalsDropped: 3 }).split("\n")[1], "RTT 5 ms · host ↔ host · 3 signals dropped");
+});
