@@ -60,6 +60,11 @@ fn key_of(link: &str) -> String {
 /// The configuration of a device reaching the broker at `broker` with
 /// `mqtt_extra` in `[mqtt]`, its keys in `keys`.
 fn device_config(broker: &str, mqtt_extra: &str, keys: &std::path::Path) -> String {
+    device_config_in(broker, mqtt_extra, keys, "auto")
+}
+
+/// [`device_config`] in security mode `mode`.
+fn device_config_in(broker: &str, mqtt_extra: &str, keys: &std::path::Path, mode: &str) -> String {
     format!(
         r#"
 [device]
@@ -78,6 +83,7 @@ interfaces = ["lo"]
 listen = ""
 broker_url = "ws://127.0.0.1:9"
 [security]
+mode = "{mode}"
 keys_file = "{}"
 viewer_url = "https://viewer.example/"
 "#,
@@ -396,5 +402,67 @@ fn broker_certificate_problems_are_clear_errors_and_check_findings() {
     assert!(
         log.contains("`mqtt.ca_file`") && !log.contains("panicked"),
         "{log}"
+    );
+}
+
+/// Median and 95th percentile of `samples`, in ms.
+fn spread(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_millis();
+    format!("median {} ms, p95 {} ms", at(0.5), at(0.95))
+}
+
+/// Offer to first decoded frame of `calls` calls one after another.
+fn time_to_first_frame(mqtt: &Mqtt, calls: usize) -> Vec<Duration> {
+    (0..calls)
+        .map(|_| {
+            let session = session_id();
+            let started = std::time::Instant::now();
+            let mut viewer = try_call(mqtt, DEVICE, &session, "127.0.0.1").unwrap();
+            assert_eq!(viewer.receive(1, Duration::from_secs(20)).len(), 1);
+            let ttff = started.elapsed();
+            mqtt.publish(&topics(&session).0, &json!({"v":1,"type":"bye"}));
+            ttff
+        })
+        .collect()
+}
+
+/// Time to first frame of sealed calls and of plain ones, one daemon of
+/// each kind on the same machine (a benchmark: `bench/sealing` runs it in
+/// release; it prints, it does not assert).
+#[test]
+#[ignore = "benchmark: bench/sealing"]
+fn time_to_first_frame_sealed_and_plain() {
+    let calls = std::env::var("PEERCAM_SEALING_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let sealed = {
+        let bench = bench();
+        let alice = bench.viewer(&bench.alice);
+        time_to_first_frame(&alice, calls)
+    };
+    let port = free_port();
+    let _broker = Mosquitto::start(port);
+    let dir = TempDir::new("plain");
+    let config = device_config_in(
+        &format!("mqtt://127.0.0.1:{port}"),
+        "",
+        &dir.0.join("viewers.toml"),
+        "plain",
+    );
+    let _daemon = Daemon::start(&config, &[]);
+    let mqtt = Mqtt::connect(port);
+    let status = format!("peercam/{DEVICE}/status");
+    mqtt.subscribe(&status);
+    mqtt.wait_for(&status, Duration::from_secs(20), |v| v["online"] == true);
+    let plain = time_to_first_frame(&mqtt, calls);
+    println!(
+        "time to first frame, sealed: {} ({calls} calls)",
+        spread(sealed)
+    );
+    println!(
+        "time to first frame, plain:  {} ({calls} calls)",
+        spread(plain)
     );
 }

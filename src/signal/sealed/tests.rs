@@ -351,3 +351,52 @@ fn revoking_a_viewer_names_its_live_calls_and_refuses_it_after() {
     );
     assert_eq!(device.viewer_name(&b), Some("bob"), "bob's call goes on");
 }
+
+/// What sealing costs the device per message (a benchmark: `bench/sealing`
+/// runs it in release; it prints, it does not assert).
+#[test]
+#[ignore = "benchmark: bench/sealing"]
+fn sealing_cost() {
+    const MESSAGES: u32 = 20_000;
+    let now = Instant::now();
+    let (mut device, alice, _) = device(now);
+    let sdp = "a=candidate:1 1 udp 2130706431 192.168.1.20 50000 typ host\r\n".repeat(60);
+    let nonce = device.nonce().to_owned();
+    let offers: Vec<(String, Vec<u8>)> = (0..MESSAGES as usize)
+        .map(|n| {
+            let s = session(n % 400);
+            let body =
+                serde_json::json!({"v":1,"type":"offer","sdp":sdp,"nonce":nonce,"seq":n + 1});
+            let payload = sealed(&alice, &s, body);
+            (s, payload)
+        })
+        .collect();
+    let started = Instant::now();
+    for (s, payload) in &offers {
+        std::hint::black_box(open(&mut device, now, s, payload));
+    }
+    let each = started.elapsed() / MESSAGES;
+    println!(
+        "device, open a sealed {}-byte offer: {each:?} per message",
+        offers[0].1.len()
+    );
+    let candidate = DeviceMessage::Bye {
+        reason: Some("candidate:1 1 udp 2130706431 192.168.1.20 50000 typ host".into()),
+    };
+    let out = format!("{PREFIX}/out/{}", session(0));
+    let started = Instant::now();
+    for _ in 0..MESSAGES {
+        std::hint::black_box(device.seal(&out, &session(0), &candidate));
+    }
+    let each = started.elapsed() / MESSAGES;
+    println!("device, seal a candidate-sized reply: {each:?} per message");
+    let plain: Vec<u8> = serde_json::json!({"v":1,"type":"offer","sdp":sdp})
+        .to_string()
+        .into_bytes();
+    let started = Instant::now();
+    for _ in 0..MESSAGES {
+        std::hint::black_box(protocol::parse_viewer_message(&plain).is_ok());
+    }
+    let each = started.elapsed() / MESSAGES;
+    println!("device, parse the same offer unsealed (for scale): {each:?} per message");
+}
