@@ -410,8 +410,8 @@ function liveWriter(path, pcm) {
 }
 
 /**
- * Runs `peercam pair name` with `daemon`'s config; resolves with the
- * pairing link it printed (the line with `#v=1&`) and its whole `output`.
+ * Runs `peercam pair name` with `daemon`'s config; returns the pairing
+ * link it printed (the line with `#v=1&`) and its whole `output`.
  */
 export function pairViewer(daemon, name, bin = PEERCAM_BIN) {
   const output = execFileSync(bin, ["pair", name, "-c", daemon.config], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -420,7 +420,7 @@ export function pairViewer(daemon, name, bin = PEERCAM_BIN) {
   return { link, output };
 }
 
-/** Runs `peercam keys ...args` with `daemon`'s config; resolves with its output. */
+/** Runs `peercam keys ...args` (none: the list; `["revoke", NAME]`) with `daemon`'s config; returns its output. */
 export function peercamKeys(daemon, args = [], bin = PEERCAM_BIN) {
   return execFileSync(bin, ["keys", "-c", daemon.config, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }

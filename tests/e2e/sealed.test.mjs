@@ -18,6 +18,9 @@ const MOVED_SESSION = "e2e-moved-offer-0001";
 /** What the page says to a viewer without a key for a sealed camera (app.js). */
 const UNPAIRED = "This camera only accepts paired viewers; open the pairing link from `peercam pair`.";
 
+/** Content Security Policy violations any page reported (the daemon serves the viewer with its CSP). */
+const cspViolations = [];
+
 /**
  * Opens `url` in a fresh browser context (its own storage, as another
  * phone would have) and waits for the page API. The page notes when its
@@ -31,6 +34,7 @@ async function openPage(browser, url) {
   });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("viewer page error:", e.message));
+  page.on("console", (message) => { if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text()); });
   await gotoViewer(page, url);
   return page;
 }
@@ -157,6 +161,7 @@ e2eTest("sealed mode with the real daemon over mqtts/wss/https, two paired viewe
     assert.deepEqual(facts.paired.map((p) => [p.broker, p.prefix, p.device, p.name]), [[broker.wssUrl, prefix, device, "alice"]]);
     assert.ok(facts.stored.includes(aliceKey), "the doorbell and its key are kept in localStorage");
     assert.equal(facts.direction, "sendrecv", "the microphone (Chromium's fake one) is offered");
+    assert.deepEqual(cspViolations, [], "the viewer runs under the daemon's CSP");
 
     pages.bob = await openPage(browser, bob.link);
     await waitForFrames(pages.bob, 10, 30000);
@@ -175,7 +180,7 @@ e2eTest("sealed mode with the real daemon over mqtts/wss/https, two paired viewe
     assert.match(await pages.bob.textContent("body"), /alice is talking/);
     assert.deepEqual(await talk(pages.bob, true), { granted: false, holder: "alice" });
     await waitFor("the speaker to play alice's microphone", () => bench.playedRms() > 0.005, 15000, 250);
-    console.log(`talk-back RMS on the device's speaker: ${bench.playedRms().toFixed(4)} (before: ${unheld.toFixed(6)})`);
+    console.log(`talk-back: the device's speaker RMS passed 0.005 (${bench.playedRms().toFixed(4)}; before alice took the floor: ${unheld.toFixed(6)})`);
     await observer.waitJson(`${base}/event`, (e) => e.type === "talk" && e.holder === "alice", "the talk event on P/D/event", 5000);
   });
 
@@ -364,6 +369,7 @@ e2eTest("sealed mode with the real daemon over mqtts/wss/https, two paired viewe
     const page = await openPage(browser, `${plainDaemon.url}#${new URLSearchParams({ v: "1", b: broker.wssUrl, p: plainNames.prefix, d: plainNames.device })}`);
     times.plain = await firstFrameTimes(page);
     assert.equal((await viewerState(page)).stats.sealed, false);
+    assert.deepEqual(cspViolations, []);
     const row = (name, { navigationMs, offerMs, connectMs }) => `  ${name.padEnd(34)} navigation→frame ${String(navigationMs).padStart(5)} ms   offer→frame ${String(offerMs).padStart(5)} ms   offer→connected ${String(connectMs).padStart(5)} ms`;
     console.log([
       "time to first frame in Chromium (https page, wss broker, 320x240):",
