@@ -4,7 +4,7 @@
 // holder reaches the speaker (and nobody else does), the floor passes on
 // when its holder vanishes, and `peercam ring` reaches every viewer.
 import assert from "node:assert/strict";
-import { alsaBench, e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, ring, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "./lib.mjs";
+import { alsaBench, e2eTest, freshNames, launchBrowser, mqttRecorder, openViewer, ring, startDaemon, startMosquitto, talk, talkState, viewerState, waitFor, waitForFrames } from "./lib.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -14,21 +14,6 @@ function waitForAudio(page, packets, timeoutMs = 20000) {
     const s = await viewerState(page);
     return s.stats.audioPacketsReceived >= packets ? s : null;
   }, timeoutMs, 200);
-}
-
-/** The viewer's talk state (`window.peercamViewer.talk`). */
-function talkState(page) {
-  return page.evaluate(() => structuredClone(window.peercamViewer.talk));
-}
-
-/** Asks for (or releases) the floor and waits for the device's `talk` reply. */
-async function talk(page, on) {
-  const before = (await talkState(page)).lastReply;
-  await page.evaluate((on) => window.peercamViewer.setTalk(on), on);
-  return waitFor(`a talk reply to talk ${on}`, async () => {
-    const t = await talkState(page);
-    return t.lastReply && t.lastReply !== before && JSON.stringify(t.lastReply) !== JSON.stringify(before) ? t.lastReply : null;
-  }, 10000, 100);
 }
 
 async function audioDaemon(cleanup, bench, extra = {}) {

@@ -2,13 +2,12 @@
 // viewer in headless Chromium, all on loopback, all started and stopped by
 // the tests. Every wait is bounded. For TLS, a throwaway CA made with the
 // openssl CLI signs a loopback server certificate that Mosquitto's TLS and
-// WSS listeners, an https server and Chromium all use.
+// WSS listeners, the daemon's https viewer and Chromium all use.
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { createServer as createHttpsServer } from "node:https";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
-import { extname, join, normalize, sep } from "node:path";
+import { join } from "node:path";
 import { X509Certificate, createHash, randomBytes } from "node:crypto";
 import { test } from "node:test";
 import mqtt from "mqtt";
@@ -178,10 +177,13 @@ export function freshNames() {
 /**
  * Starts the daemon with the `test` source against `brokerUrl`; resolves
  * once its HTTP viewer answers. `extra` is appended to the config file.
+ * `httpPort` is the viewer's port (default: a free one); with `httpTls`
+ * (from makeTestCa) the daemon serves it over https with that
+ * certificate. `daemon.url` is the viewer page's address.
  */
-export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, mqttExtra = "", webrtc = "", audio = null, security = "", extra = "", bin = PEERCAM_BIN }) {
+export async function startDaemon(cleanup, { brokerUrl, device, prefix, maxViewers = 4, width = 640, height = 360, fps = 30, bitrateKbps = 600, viewerBrokerUrl = null, httpPort = null, httpTls = null, mqttExtra = "", webrtc = "", audio = null, security = "", extra = "", bin = PEERCAM_BIN }) {
   const dir = scratchDir(cleanup);
-  const httpPort = await freePort();
+  httpPort ??= await freePort();
   const config = join(dir, "peercam.toml");
   const controlSocket = join(dir, "control.sock");
   writeFileSync(config, `
@@ -209,6 +211,7 @@ ${webrtc}
 [http]
 listen = "127.0.0.1:${httpPort}"
 ${viewerBrokerUrl ? `broker_url = "${viewerBrokerUrl}"` : ""}
+${httpTls ? `tls_cert = "${httpTls.certFile}"\ntls_key = "${httpTls.keyFile}"` : ""}
 
 [doorbell]
 control_socket = "${controlSocket}"
@@ -226,6 +229,7 @@ ${extra}
   const daemon = {
     proc,
     httpPort,
+    url: `${httpTls ? "https" : "http"}://127.0.0.1:${httpPort}/`,
     config,
     controlSocket,
     log: "",
@@ -405,6 +409,22 @@ function liveWriter(path, pcm) {
   };
 }
 
+/**
+ * Runs `peercam pair name` with `daemon`'s config; returns the pairing
+ * link it printed (the line with `#v=1&`) and its whole `output`.
+ */
+export function pairViewer(daemon, name, bin = PEERCAM_BIN) {
+  const output = execFileSync(bin, ["pair", name, "-c", daemon.config], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const link = output.split("\n").map((line) => line.trim()).find((line) => line.includes("#v=1&"));
+  if (!link) throw new Error(`peercam pair printed no link:\n${output}`);
+  return { link, output };
+}
+
+/** Runs `peercam keys ...args` (none: the list; `["revoke", NAME]`) with `daemon`'s config; returns its output. */
+export function peercamKeys(daemon, args = [], bin = PEERCAM_BIN) {
+  return execFileSync(bin, ["keys", "-c", daemon.config, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
 /** Runs `peercam ring` against `daemon`'s control socket; resolves with its output. */
 export function ring(daemon, bin = PEERCAM_BIN) {
   return execFileSync(bin, ["ring", "-c", daemon.config], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -477,47 +497,6 @@ export async function launchBrowser(cleanup, { tls = null } = {}) {
   return browser;
 }
 
-/** Content types of the files the viewer is made of. */
-const CONTENT_TYPES = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".webmanifest": "application/manifest+json",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-};
-
-/** The Content-Security-Policy the daemon sends with the viewer. */
-export const VIEWER_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:";
-
-/**
- * The web viewer (the repository's `web/`) served over https on a free
- * loopback port with `tls`'s certificate (from makeTestCa) and the
- * daemon's CSP, for tests that need no daemon; resolves with its `url`
- * (`https://127.0.0.1:PORT/`).
- */
-export async function serveViewerHttps(cleanup, tls) {
-  const root = new URL("../../web/", import.meta.url).pathname;
-  const server = createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => {
-    const path = normalize(join(root, decodeURIComponent(new URL(req.url, "https://x").pathname)));
-    const file = path.endsWith(sep) ? join(path, "index.html") : path;
-    const type = CONTENT_TYPES[extname(file)];
-    if (!file.startsWith(root) || !type || !existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": type, "content-security-policy": VIEWER_CSP, "cache-control": "no-store" });
-    res.end(readFileSync(file));
-  });
-  const port = await freePort();
-  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
-  cleanup.push(() => new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(resolve);
-  }));
-  return { port, url: `https://127.0.0.1:${port}/` };
-}
-
 /** The daemon's viewer URL with a pairing-link fragment. */
 export function viewerUrl(daemon, { brokerUrl, prefix, device, username, password, auto = true }) {
   const fragment = new URLSearchParams({ v: "1", b: brokerUrl, p: prefix, d: device });
@@ -561,15 +540,31 @@ export async function waitForFrames(page, frames, timeoutMs = 30000) {
   }, timeoutMs, 200);
 }
 
+/** The viewer's talk state (`window.peercamViewer.talk`). */
+export function talkState(page) {
+  return page.evaluate(() => structuredClone(window.peercamViewer.talk));
+}
+
+/** Asks for (or releases) the floor and waits for the device's `talk` reply. */
+export async function talk(page, on) {
+  const before = (await talkState(page)).lastReply;
+  await page.evaluate((on) => window.peercamViewer.setTalk(on), on);
+  return waitFor(`a talk reply to talk ${on}`, async () => {
+    const t = await talkState(page);
+    return t.lastReply && t.lastReply !== before && JSON.stringify(t.lastReply) !== JSON.stringify(before) ? t.lastReply : null;
+  }, 10000, 100);
+}
+
 /**
- * A test whose `fn(cleanup)` registers what it starts; everything is
- * stopped afterwards, and a failure carries the daemons' logs.
+ * A test whose `fn(cleanup, t)` registers what it starts; everything is
+ * stopped afterwards, and a failure carries the daemons' logs. `t` is
+ * node:test's context, for subtests.
  */
 export function e2eTest(name, fn) {
-  test(name, async () => {
+  test(name, async (t) => {
     const cleanup = newCleanup();
     try {
-      await fn(cleanup);
+      await fn(cleanup, t);
     } catch (e) {
       e.message += "\n" + cleanup.logs.map((log) => log()).join("\n");
       throw e;
