@@ -466,3 +466,44 @@ fn time_to_first_frame_sealed_and_plain() {
         spread(plain)
     );
 }
+
+#[test]
+fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let (port, tls_port) = (free_port(), free_port());
+    let ca = TestCa::new();
+    let listener = format!(
+        "{}require_certificate true\n",
+        ca.mosquitto_listener(tls_port)
+    );
+    let _broker = Mosquitto::start_with("127.0.0.1", port, &listener);
+    let (cert, key) = ca.client("door");
+    let dir = TempDir::new("clientcert");
+    let keys = dir.0.join("viewers.toml");
+    let broker = format!("mqtts://127.0.0.1:{tls_port}");
+    let check = |name: &str, mqtt_extra: &str| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, device_config(&broker, mqtt_extra, &keys)).unwrap();
+        let out = peercam(&["check", "-c", path.to_str().unwrap()]);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let trusted = format!("ca_file = \"{}\"", ca.ca.display());
+    let without = check("without.toml", &trusted);
+    assert!(!without.contains("login accepted"), "{without}");
+    let with = format!(
+        "{trusted}\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let accepted = check("with.toml", &with);
+    assert!(accepted.contains("reachable, login accepted"), "{accepted}");
+    let swapped = format!(
+        "{trusted}\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+        cert.display(),
+        ca.key.display()
+    );
+    let mismatched = check("swapped.toml", &swapped);
+    assert!(
+        mismatched.contains("does not match the certificate"),
+        "{mismatched}"
+    );
+}

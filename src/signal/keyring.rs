@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,15 +182,22 @@ impl Keyring {
     pub(crate) fn save(&self, path: &Path) -> anyhow::Result<()> {
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
         let folder = folder.unwrap_or(Path::new("."));
+        if !folder.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(folder)
+                .with_context(|| {
+                    format!(
+                        "cannot create {} for the key file; run this as root or set \
+                         `security.keys_file`",
+                        folder.display()
+                    )
+                })?;
+        }
         let owner = fs::metadata(path)
             .or_else(|_| fs::metadata(folder))
-            .with_context(|| {
-                format!(
-                    "the folder of the key file {} does not exist; create it (the service's \
-                     state directory, /var/lib/peercam) or set `security.keys_file`",
-                    path.display()
-                )
-            })?;
+            .with_context(|| format!("cannot read {}", folder.display()))?;
         let staged = staging_path(path);
         let write = || -> std::io::Result<()> {
             let mut file = fs::OpenOptions::new()
@@ -312,9 +319,8 @@ mod tests {
     #[test]
     fn saves_and_loads_the_same_viewers_readable_by_the_owner_only() {
         let dir = std::env::temp_dir().join(format!("peercam-keys-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("viewers.toml");
-        let _ = fs::remove_file(&path);
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("state").join("viewers.toml");
         assert!(
             Keyring::load(&path).unwrap().is_empty(),
             "no file: nobody paired"
@@ -325,6 +331,15 @@ mod tests {
         keyring.save(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let folder = fs::metadata(dir.join("state"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            folder & 0o777,
+            0o700,
+            "a folder it makes is the owner's only"
+        );
         let loaded = Keyring::load(&path).unwrap();
         assert_eq!(loaded, keyring);
         let alice = loaded.named("alice").unwrap();

@@ -373,7 +373,7 @@ impl SessionManager {
                     return;
                 }
                 Opened::Unauthorized(why) => {
-                    tracing::debug!("session {session}: refused ({why:?})");
+                    tracing::info!("session {session}: refused, not a paired viewer ({why:?})");
                     self.table.count_drop(why);
                     self.outbox.send_unauthorized(&session);
                     return;

@@ -100,6 +100,55 @@ impl TestCa {
         }
     }
 
+    /// A client certificate (CN `name`) this CA signed, and its key.
+    pub(crate) fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let dir = &self._dir;
+        let (cert, key, csr) = (
+            format!("{name}.pem"),
+            format!("{name}.key"),
+            format!("{name}.csr"),
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        std::fs::write(dir.0.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
+        (dir.0.join(cert), dir.0.join(key))
+    }
+
     /// Mosquitto configuration lines for a TLS listener on `port`.
     pub(crate) fn mosquitto_listener(&self, port: u16) -> String {
         format!(
