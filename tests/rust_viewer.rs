@@ -15,6 +15,11 @@ use str0m::change::SdpAnswer;
 const DEVICE: &str = "rustcam";
 
 fn start_daemon(mqtt_port: u16, extra: &str) -> Daemon {
+    start_daemon_with(mqtt_port, extra, &[])
+}
+
+/// [`start_daemon`] with extra environment `env`.
+fn start_daemon_with(mqtt_port: u16, extra: &str, env: &[(&str, &str)]) -> Daemon {
     Daemon::start(
         &format!(
             r#"
@@ -40,7 +45,7 @@ listen = ""
 "#,
             free_port()
         ),
-        &[],
+        env,
     )
 }
 
@@ -202,4 +207,52 @@ fn stopping_the_daemon_says_bye_to_every_call_and_goes_offline() {
     mqtt.wait_for(status_topic, Duration::from_secs(5), |v| {
         v["online"] == false
     });
+}
+
+#[test]
+fn a_calls_setup_stages_are_logged_in_order() {
+    let port = free_port();
+    let mut daemon = start_daemon_with(
+        port,
+        "",
+        &[(
+            "RUST_LOG",
+            "info,peercam::rtc::driver=debug,peercam::signal::manager=debug",
+        )],
+    );
+    let mqtt = Mqtt::connect(port);
+    let status_topic = format!("peercam/{DEVICE}/status");
+    mqtt.subscribe(&status_topic);
+    mqtt.wait_for(&status_topic, Duration::from_secs(20), |v| {
+        v["online"] == true
+    });
+    let session = session_id();
+    let mut viewer = call(&mqtt, DEVICE, &session);
+    let frames = viewer.receive(1, Duration::from_secs(15));
+    assert!(
+        nal_types(&frames[0]).contains(&5),
+        "the first frame is a keyframe"
+    );
+    let log = daemon.stop_and_log();
+    let stages = [
+        "offer received",
+        "answer published",
+        "ICE connected",
+        "DTLS connected",
+        "first video frame sent",
+    ];
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&session)).collect();
+    let at: Vec<usize> = stages
+        .iter()
+        .map(|stage| {
+            lines
+                .iter()
+                .position(|l| l.contains(&format!("{stage} at +")))
+                .unwrap_or_else(|| panic!("no \"{stage}\" line in {lines:#?}"))
+        })
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {lines:#?}"
+    );
 }

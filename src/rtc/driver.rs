@@ -21,7 +21,10 @@ use crate::rtc::ice::gather::{
     CLOSE_FLUSH, FromServer, GATHER_TIMEOUT, GatherEvent, Gatherer, StreamId, ToServer,
 };
 use crate::rtc::ice::servers::{self, Gathering, ResolvedServer};
-use crate::rtc::session::{Answer, CandidateLine, EndReason, Refusal, Session, SessionOutput};
+use crate::rtc::join::JoinBuffer;
+use crate::rtc::session::{
+    Answer, CandidateLine, EndReason, Refusal, Session, SessionOutput, Stage,
+};
 
 /// Frames queued per viewer before it skips to the next keyframe
 /// (about a second at 30 fps: absorbs a hiccup, never builds latency).
@@ -162,8 +165,11 @@ struct Driver {
     session: Session,
     sockets: Vec<Arc<Async<UdpSocket>>>,
     media: SessionMedia,
-    /// Subscribed once connected, so frames are only taken when they can be sent.
+    /// Subscribed from the start: the encoder makes a keyframe while the
+    /// call connects, and `join` keeps it until then.
     video: Option<Subscription<EncodedFrame>>,
+    /// The frames from the latest keyframe on, until the call connects.
+    join: Option<JoinBuffer>,
     /// Subscribed once connected, if the call receives the microphone.
     audio: Option<Subscription<OpusPacket>>,
     /// Whether this viewer holds the talk-back floor.
@@ -206,6 +212,7 @@ impl Driver {
             sockets,
             media,
             video: None,
+            join: Some(JoinBuffer::default()),
             audio: None,
             holds_floor: false,
             reports,
@@ -228,6 +235,7 @@ impl Driver {
     ) -> EndReason {
         let ice_servers = Arc::clone(&gathering.servers);
         self.tls = Some(gathering.tls);
+        self.video = Some(self.media.video.subscribe(VIDEO_QUEUE_FRAMES));
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::session_started();
         let (datagrams_tx, datagrams) = async_channel::bounded::<Datagram>(DATAGRAM_QUEUE);
@@ -566,7 +574,10 @@ impl Driver {
                 self.servers = servers;
                 self.gather();
             }
-            Wake::Frame(frame) => self.session.write_video(&frame),
+            Wake::Frame(frame) => match &mut self.join {
+                Some(join) => join.push(frame),
+                None => self.session.write_video(&frame),
+            },
             Wake::Audio(packet) => self.session.write_audio(&packet),
             Wake::Control(Control::Floor(holds)) => self.holds_floor = holds,
             Wake::Control(Control::End(reason)) => {
@@ -623,6 +634,17 @@ impl Driver {
             .await;
     }
 
+    /// Notes in the debug log when the call reached `stage`, after its offer.
+    fn log_stage(&self, stage: Stage) {
+        let after = self.session.since_offer(Instant::now());
+        tracing::debug!(
+            "session {}: {} at +{:.1} ms",
+            self.id,
+            stage.describe(),
+            after.as_secs_f64() * 1000.0
+        );
+    }
+
     /// Asks the source for a keyframe for this viewer, once it watches.
     fn request_keyframe(&self) {
         if let Some(video) = &self.video {
@@ -666,13 +688,20 @@ impl Driver {
                     );
                 }
                 SessionOutput::Connected => {
-                    self.video = Some(self.media.video.subscribe(VIDEO_QUEUE_FRAMES));
+                    self.log_stage(Stage::DtlsConnected);
+                    if let Some(join) = self.join.take() {
+                        match join.take_fresh(Instant::now()) {
+                            Some(frames) => frames.iter().for_each(|f| self.session.write_video(f)),
+                            None => self.request_keyframe(),
+                        }
+                    }
                     if self.session.audio_use().send {
                         self.audio = Some(self.media.audio.subscribe(AUDIO_QUEUE_PACKETS));
                     }
                     self.report(SessionEvent::Connected).await;
                 }
                 SessionOutput::KeyframeRequest => self.request_keyframe(),
+                SessionOutput::Stage(stage) => self.log_stage(stage),
                 SessionOutput::TalkAudio { rtp_48khz, data } => {
                     if let (true, Some(talkback)) = (self.holds_floor, &self.media.talkback) {
                         talkback.play(TalkPacket {

@@ -2,5 +2,6 @@
 
 pub(crate) mod driver;
 pub(crate) mod ice;
+pub(crate) mod join;
 pub(crate) mod net;
 pub(crate) mod session;

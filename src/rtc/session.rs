@@ -234,10 +234,35 @@ pub(crate) enum SessionOutput {
         /// The Opus packet.
         data: Arc<[u8]>,
     },
+    /// The call reached a step of its setup (for the time-to-first-frame
+    /// breakdown in the log).
+    Stage(Stage),
     /// The session is over; nothing more will come out.
     Ended(EndReason),
     /// Call back no later than this.
     Timeout(Instant),
+}
+
+/// The steps of a call's setup after its answer, in the order they come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// ICE found a working candidate pair.
+    IceConnected,
+    /// DTLS is up: media can flow.
+    DtlsConnected,
+    /// The first video frame went to the viewer.
+    FirstVideo,
+}
+
+impl Stage {
+    /// How the log names it.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Stage::IceConnected => "ICE connected",
+            Stage::DtlsConnected => "DTLS connected",
+            Stage::FirstVideo => "first video frame sent",
+        }
+    }
 }
 
 /// One viewer's call.
@@ -270,6 +295,9 @@ pub(crate) struct Session {
     path: Option<Path>,
     /// Whether a datagram from the viewer has arrived.
     heard: bool,
+    /// Whether ICE connected, and video went out, at least once.
+    ice_connected: bool,
+    video_sent: bool,
 }
 
 impl Session {
@@ -332,6 +360,8 @@ impl Session {
             remote_kinds: Vec::new(),
             path: None,
             heard: false,
+            ice_connected: false,
+            video_sent: false,
         };
         session.settle(now);
         for mid in mids {
@@ -537,9 +567,20 @@ impl Session {
             frame.captured,
             &frame.data,
         );
-        if let Err(e) = written {
-            self.end(EndReason::Failed(e));
+        match written {
+            Ok(()) if !self.video_sent => {
+                self.video_sent = true;
+                self.queued
+                    .push_back(SessionOutput::Stage(Stage::FirstVideo));
+            }
+            Ok(()) => {}
+            Err(e) => self.end(EndReason::Failed(e)),
         }
+    }
+
+    /// How long after its offer `now` is: the setup's time line.
+    pub(crate) fn since_offer(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.offered_at)
     }
 
     /// Sends one Opus frame of the microphone, if this call receives audio.
@@ -642,6 +683,12 @@ impl Session {
             Event::Closed => {
                 self.end(EndReason::Closed);
                 None
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if !self.ice_connected => {
+                self.ice_connected = true;
+                Some(SessionOutput::Stage(Stage::IceConnected))
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 tracing::debug!("ICE disconnected; waiting for the peer timeout");

@@ -481,6 +481,7 @@ impl SessionManager {
     }
 
     fn start_session(&mut self, id: String, sdp: &str, early: Vec<CandidateInit>, now: Instant) {
+        tracing::debug!("session {id}: offer received at +0.0 ms");
         let sockets = net::bind_sockets(&self.setup.media_addresses(), self.setup.ports.clone());
         let sockets = match sockets {
             Ok(sockets) => sockets,
@@ -504,6 +505,10 @@ impl SessionManager {
         let mut session = match Session::accept(sdp, &addrs, &config, now) {
             Ok((session, answer)) => {
                 self.outbox.send_answer(&id, answer);
+                tracing::debug!(
+                    "session {id}: answer published at +{:.1} ms",
+                    now.elapsed().as_secs_f64() * 1000.0
+                );
                 session
             }
             Err(refusal) => {
