@@ -2,6 +2,7 @@
 
 pub(crate) mod audio;
 pub(crate) mod fanout;
+pub(crate) mod glass;
 pub(crate) mod video;
 
 use std::sync::Arc;

@@ -5,16 +5,18 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use gstreamer_video::prelude::VideoFrameExt;
 
 use super::EncodedFrame;
 use super::fanout::{Fanout, KeyframeGate};
+use super::glass;
 use crate::backoff::{Backoff, sleep_unless_stopped};
 use crate::config::{InputFormat, SourceKind, VideoConfig};
 use crate::worker::Worker;
@@ -82,7 +84,8 @@ pub(crate) fn pipeline_description(
     let head = match config.source {
         SourceKind::Pipeline => return config.pipeline.clone().unwrap_or_default(),
         SourceKind::Test => format!(
-            "videotestsrc is-live=true pattern=smpte ! {raw_caps} ! {}",
+            "videotestsrc is-live=true pattern=smpte ! {raw_caps},format=I420 \
+             ! identity name={GLASS_STAMP} ! {}",
             x264(config)
         ),
         SourceKind::V4l2 => match v4l2_format {
@@ -347,6 +350,9 @@ fn run_pipeline(
     let pipeline = parse_pipeline(description)?;
     let guard = StopOnDrop(pipeline.clone());
     let sink: gst_app::AppSink = element_by_name(&pipeline, "sink")?;
+    if let Some(stamp) = pipeline.by_name(GLASS_STAMP) {
+        install_glass_stamp(&stamp);
+    }
     let last_frame = Arc::new(Mutex::new(None::<Instant>));
     install_callbacks(
         &sink,
@@ -459,6 +465,55 @@ fn describe_error(e: &gst::message::Error) -> anyhow::Error {
     }
 }
 
+/// The element of the test source whose frames get the glass stamp.
+const GLASS_STAMP: &str = "glass_stamp";
+
+/// Draws each frame's wall-clock time into it as it leaves `element` (the
+/// test source, before the encoder): see [`glass`].
+fn install_glass_stamp(element: &gst::Element) {
+    let Some(pad) = element.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, |pad, probe| {
+        let info = pad
+            .current_caps()
+            .and_then(|caps| gst_video::VideoInfo::from_caps(&caps).ok());
+        if let (Some(info), Some(buffer)) = (info, probe.buffer_mut()) {
+            let millis = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u32);
+            if let Ok(mut frame) =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &info)
+            {
+                let size = (frame.width() as usize, frame.height() as usize);
+                let strides = frame.plane_stride();
+                let stride = |plane: usize| strides[plane] as usize;
+                let (y, u, v) = (stride(0), stride(1), stride(2));
+                let mut planes = frame.planes_data_mut();
+                if let [luma, cb, cr, ..] = planes.as_mut_slice() {
+                    glass::stamp(
+                        glass::Plane {
+                            data: luma,
+                            stride: y,
+                        },
+                        glass::Plane {
+                            data: cb,
+                            stride: u,
+                        },
+                        glass::Plane {
+                            data: cr,
+                            stride: v,
+                        },
+                        size,
+                        millis,
+                    );
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Hands each access unit to the fan-out and forces a keyframe upstream
 /// when a viewer is waiting for one. `timeline` holds the last published
 /// PTS (90 kHz), so a restarted pipeline continues the same timeline and
@@ -539,11 +594,40 @@ mod tests {
             elements_in(&description),
             [
                 "videotestsrc",
+                "identity",
                 "videoconvert",
                 "x264enc",
                 "h264parse",
                 "appsink"
             ]
+        );
+        assert!(description.contains(&format!("identity name={GLASS_STAMP}")));
+    }
+
+    #[test]
+    fn the_test_source_stamps_each_frame_with_its_wall_clock_time() {
+        gst::init().unwrap();
+        let pipeline = parse_pipeline(&format!(
+            "videotestsrc num-buffers=1 ! video/x-raw,width=320,height=240,format=I420 \
+             ! identity name={GLASS_STAMP} ! appsink name=sink"
+        ))
+        .unwrap();
+        install_glass_stamp(&pipeline.by_name(GLASS_STAMP).unwrap());
+        let sink: gst_app::AppSink = element_by_name(&pipeline, "sink").unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink
+            .try_pull_sample(gst::ClockTime::from_seconds(10))
+            .unwrap();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u32;
+        pipeline.set_state(gst::State::Null).unwrap();
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        let stamped = glass::read(&map, 320, 320).expect("a stamp in the picture");
+        assert!(
+            now.wrapping_sub(stamped) < 5000,
+            "stamped {stamped}, now {now}"
         );
     }
 
