@@ -22,7 +22,7 @@ const WRAP = 2 ** 32;
 /** Longer than this is no latency but a picture without a stamp (or another clock). */
 export const MAX_GLASS_MS = 10000;
 /** The overlay's estimate is the median over this much of the latest samples. */
-export const GLASS_WINDOW_MS = 2000;
+const GLASS_WINDOW_MS = 2000;
 
 /** Side of a block in pixels for a picture `width` wide (as the daemon draws it). */
 export function blockSide(width) {

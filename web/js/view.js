@@ -260,11 +260,10 @@ export function createView(doc, actions) {
    * For the page's life, calls `sampled(stamp, shownAt)` at most every
    * GLASS_EVERY_MS with a presented frame's stamp (null without one) and
    * the wall-clock time it is shown (ms since the epoch). With
-   * requestVideoFrameCallback that is the frame's expected display time
-   * (else its presentation time), both on the performance.now() clock and
-   * moved to the wall clock by performance.timeOrigin. Without it, the
-   * frame on screen is read on a timer and timed at the read, which counts
-   * up to a frame interval more.
+   * requestVideoFrameCallback that is the frame's expected display time,
+   * on the performance.now() clock, moved to the wall clock by
+   * performance.timeOrigin. Without it, the frame on screen is read on a
+   * timer and timed at the read, which counts up to a frame interval more.
    */
   function watchGlass(sampled) {
     const video = ui.video;
@@ -273,8 +272,8 @@ export function createView(doc, actions) {
       setInterval(() => sampled(readGlassStamp(), clock.timeOrigin + clock.now()), GLASS_EVERY_MS);
       return;
     }
-    const onFrame = (now, frame) => {
-      sampled(readGlassStamp(), clock.timeOrigin + (frame.expectedDisplayTime ?? frame.presentationTime ?? now));
+    const onFrame = (_, frame) => {
+      sampled(readGlassStamp(), clock.timeOrigin + frame.expectedDisplayTime);
       setTimeout(() => video.requestVideoFrameCallback(onFrame), GLASS_EVERY_MS);
     };
     video.requestVideoFrameCallback(onFrame);
