@@ -11,7 +11,7 @@ import { extname, join, resolve, sep } from "node:path";
 import { X509Certificate, createHash, randomBytes } from "node:crypto";
 import { test } from "node:test";
 import mqtt from "mqtt";
-import { chromium } from "playwright-core";
+import { chromium, request } from "playwright-core";
 
 export const PEERCAM_BIN = process.env.PEERCAM_BIN ?? new URL("../../target/debug/peercam", import.meta.url).pathname;
 export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -506,20 +506,25 @@ export async function launchBrowser(cleanup, { tls = null } = {}) {
   cleanup.push(() => server.kill().catch(() => {}));
   const browser = await chromium.connect(server.wsEndpoint());
   browser.pid = server.process().pid;
-  if (PEERCAM_WEB) serveWebFolder(browser);
+  if (PEERCAM_WEB) await serveWebFolder(browser, cleanup);
   return browser;
 }
 
 /**
  * Makes every context and page of `browser` get the daemon's viewer files
- * from PEERCAM_WEB, with the daemon's headers (its CSP among them); a
- * page from `newPage()` closes its context with it, as Playwright's does.
+ * from PEERCAM_WEB, with the headers the daemon sends with them (its CSP
+ * among them; asked for outside the browser, so an https daemon's test
+ * certificate goes unchecked there, and the browser never meets it for
+ * these files); a page from `newPage()` closes its context with it, as
+ * Playwright's does.
  */
-function serveWebFolder(browser) {
+async function serveWebFolder(browser, cleanup) {
+  const daemon = await request.newContext({ ignoreHTTPSErrors: true });
+  cleanup.push(() => daemon.dispose());
   const newContext = browser.newContext.bind(browser);
   browser.newContext = async (options) => {
     const context = await newContext(options);
-    await context.route((url) => ["127.0.0.1", "localhost"].includes(url.hostname), serveWebFile);
+    await context.route((url) => ["127.0.0.1", "localhost"].includes(url.hostname), (route) => serveWebFile(route, daemon));
     return context;
   };
   browser.newPage = async (options) => {
@@ -530,13 +535,14 @@ function serveWebFolder(browser) {
   };
 }
 
-/** Answers a request for a viewer file from PEERCAM_WEB; anything else goes on to the daemon. */
-async function serveWebFile(route) {
-  const { pathname } = new URL(route.request().url());
+/** Answers a request for a viewer file from PEERCAM_WEB with the headers `daemon` gets for it; anything else goes on to the daemon. */
+async function serveWebFile(route, daemon) {
+  const url = route.request().url();
+  const { pathname } = new URL(url);
   const file = resolve(PEERCAM_WEB, `.${pathname === "/" ? "/index.html" : pathname}`);
   const type = WEB_TYPES[extname(file)];
   if (!type || !file.startsWith(PEERCAM_WEB + sep) || !existsSync(file) || !statSync(file).isFile()) return route.fallback();
-  const response = await route.fetch();
+  const response = await daemon.get(url);
   const headers = { ...response.headers(), "content-type": type };
   delete headers["content-length"];
   return route.fulfill({ status: 200, headers, body: readFileSync(file) });
