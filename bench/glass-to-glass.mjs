@@ -14,6 +14,7 @@
 // the frame's expected display time, requestVideoFrameCallback's
 // performance.now() time moved to the wall clock by performance.timeOrigin.
 // Daemon and browser share this machine's clock.
+import { availableParallelism, loadavg } from "node:os";
 import { freshNames, launchBrowser, newCleanup, openViewer, runCleanup, startDaemon, startMosquitto, waitForFrames } from "../tests/e2e/lib.mjs";
 import { describeLatencies, glassLatencies, recordGlass } from "./glass.mjs";
 import { option } from "./proc.mjs";
@@ -25,6 +26,7 @@ const HEIGHT = option("height", 720);
 const FPS = option("fps", 30);
 const BIN = process.env.PEERCAM_BIN ?? new URL("../target/release/peercam", import.meta.url).pathname;
 
+const loadBefore = loadavg()[0];
 const cleanup = newCleanup();
 try {
   const broker = await startMosquitto(cleanup);
@@ -68,6 +70,7 @@ try {
   };
   report("1 viewer alone", alone[0]);
   together.forEach((g, i) => report(`viewer ${i + 1} of ${VIEWERS} at once`, g));
+  console.log(`machine load (1 min average): ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after, on ${availableParallelism()} cores`);
   console.log(`page wall clock (performance.timeOrigin + now()) − Date.now(): ${clockSkew.toFixed(1)} ms`);
 } finally {
   await runCleanup(cleanup);
