@@ -8,12 +8,14 @@
 // This module holds the page's state and wires the parts together:
 // js/broker.js (the MQTT link and device list), js/call.js (one call),
 // js/sealed.js and js/seal.js (sealed signaling), js/floor.js (talk
-// floor), js/stats.js, js/link.js (pairing links), js/paired.js (the
-// paired doorbells this browser keeps), js/mic.js, and js/view.js (the DOM).
+// floor), js/stats.js, js/glass.js (glass-to-glass latency from the test
+// source's stamp), js/link.js (pairing links), js/paired.js (the paired
+// doorbells this browser keeps), js/mic.js, and js/view.js (the DOM).
 
 import { BrokerLink } from "./js/broker.js";
 import { Call, callsAgain } from "./js/call.js";
 import { floorSnapshot, holderText } from "./js/floor.js";
+import { GlassWindow, glassToGlassMs } from "./js/glass.js";
 import { defaultBrokerUrl, linkFragment, mixedContentProblem, pairingFromLink, parseLink, withoutSecrets } from "./js/link.js";
 import { openMic } from "./js/mic.js";
 import { PairedDevices, linkFromPairing, pairedLabel } from "./js/paired.js";
@@ -39,6 +41,7 @@ const viewer = {
   rings: [],
   staleRetries: 0,
   opening: 0,
+  glass: new GlassWindow(),
 };
 
 /** The doorbells this browser is paired with; in memory only where the page may not use localStorage. */
@@ -54,6 +57,13 @@ const view = createView(document, {
   openPaired,
   forget,
 });
+
+view.watchGlass((stamp, shownAt) => viewer.glass.add(shownAt, glassToGlassMs(stamp, shownAt)));
+
+/** Wall-clock ms since the epoch on the clock the glass samples are timed with. */
+function wallNow() {
+  return performance.timeOrigin + performance.now();
+}
 
 /** `localStorage`, or storage that keeps nothing where the browser refuses it (paired.js then keeps the list in memory). */
 function browserStorage() {
@@ -239,6 +249,7 @@ async function startCall({ again = false } = {}) {
   }
   if (!again) viewer.staleRetries = 0;
   viewer.call?.close();
+  viewer.glass = new GlassWindow();
   clearError();
   setAudioNote(null);
   const call = new Call({
@@ -310,7 +321,7 @@ function callHooks(current) {
       viewer.rings.push(event);
       view.showRing(event, current().device);
     }),
-    stats: live(() => view.renderStats(describeStats(current().stats))),
+    stats: live(() => view.renderStats(describeStats(current().stats, viewer.glass.median(wallNow())))),
   };
 }
 
@@ -450,6 +461,10 @@ window.peercamViewer = {
   get stats() { return viewer.call ? { ...viewer.call.stats } : emptyStats(); },
   get talk() { return floorSnapshot(viewer.call?.floor); },
   get rings() { return viewer.rings.map((r) => ({ ...r })); },
+  /** Glass-to-glass latency (ms) of the frames sampled in the last 2 s: the latest, the median the overlay shows, and each `{ at, ms }`. */
+  get glass() {
+    return { latestMs: viewer.glass.latestMs, medianMs: viewer.glass.median(wallNow()), samples: viewer.glass.samples.map((s) => ({ ...s })) };
+  },
   get ringVisible() { return view.ringVisible; },
   get audio() {
     const mic = liveCall()?.mic;

@@ -4,17 +4,27 @@
 // openssl CLI signs a loopback server certificate that Mosquitto's TLS and
 // WSS listeners, the daemon's https viewer and Chromium all use.
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
-import { join } from "node:path";
+import { extname, join, resolve, sep } from "node:path";
 import { X509Certificate, createHash, randomBytes } from "node:crypto";
 import { test } from "node:test";
 import mqtt from "mqtt";
-import { chromium } from "playwright-core";
+import { chromium, request } from "playwright-core";
 
 export const PEERCAM_BIN = process.env.PEERCAM_BIN ?? new URL("../../target/debug/peercam", import.meta.url).pathname;
 export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/**
+ * A web/ folder whose files the browser gets instead of the daemon's
+ * embedded viewer (`PEERCAM_WEB=../../web`): viewer changes tested against
+ * a daemon built before them. Unset, the daemon's own files are tested.
+ */
+export const PEERCAM_WEB = process.env.PEERCAM_WEB ? resolve(process.env.PEERCAM_WEB) : null;
+const WEB_TYPES = {
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml", ".png": "image/png", ".webmanifest": "application/manifest+json",
+};
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -489,12 +499,53 @@ export async function launchBrowser(cleanup, { tls = null } = {}) {
       "--allow-loopback-in-peer-connection",
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
+      // A page answered by the test (PEERCAM_WEB) has no address, so Chromium would count it as public and block its loopback WebSocket.
+      ...(PEERCAM_WEB ? ["--disable-features=LocalNetworkAccessChecks"] : []),
     ],
   });
   cleanup.push(() => server.kill().catch(() => {}));
   const browser = await chromium.connect(server.wsEndpoint());
   browser.pid = server.process().pid;
+  if (PEERCAM_WEB) await serveWebFolder(browser, cleanup);
   return browser;
+}
+
+/**
+ * Makes every context and page of `browser` get the daemon's viewer files
+ * from PEERCAM_WEB, with the headers the daemon sends with them (its CSP
+ * among them; asked for outside the browser, so an https daemon's test
+ * certificate goes unchecked there, and the browser never meets it for
+ * these files); a page from `newPage()` closes its context with it, as
+ * Playwright's does.
+ */
+async function serveWebFolder(browser, cleanup) {
+  const daemon = await request.newContext({ ignoreHTTPSErrors: true });
+  cleanup.push(() => daemon.dispose());
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => {
+    const context = await newContext(options);
+    await context.route((url) => ["127.0.0.1", "localhost"].includes(url.hostname), (route) => serveWebFile(route, daemon));
+    return context;
+  };
+  browser.newPage = async (options) => {
+    const context = await browser.newContext(options);
+    const page = await context.newPage();
+    page.once("close", () => context.close().catch(() => {}));
+    return page;
+  };
+}
+
+/** Answers a request for a viewer file from PEERCAM_WEB with the headers `daemon` gets for it; anything else goes on to the daemon. */
+async function serveWebFile(route, daemon) {
+  const url = route.request().url();
+  const { pathname } = new URL(url);
+  const file = resolve(PEERCAM_WEB, `.${pathname === "/" ? "/index.html" : pathname}`);
+  const type = WEB_TYPES[extname(file)];
+  if (!type || !file.startsWith(PEERCAM_WEB + sep) || !existsSync(file) || !statSync(file).isFile()) return route.fallback();
+  const response = await daemon.get(url);
+  const headers = { ...response.headers(), "content-type": type };
+  delete headers["content-length"];
+  return route.fulfill({ status: 200, headers, body: readFileSync(file) });
 }
 
 /** The daemon's viewer URL with a pairing-link fragment. */

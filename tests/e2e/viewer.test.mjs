@@ -27,16 +27,30 @@ e2eTest("the URL the daemon prints opens a viewer that decodes the configured H.
   assert.deepEqual(device.video, ["H264"]);
 
   await waitFor("the overlay to show the resolution", async () => (await page.textContent("#stats")).includes("640×360"), 5000);
+  // The test source's glass stamp survives encoding and decoding: the
+  // viewer reads it and the overlay shows glass-to-glass (no limit on it).
+  const glass = await waitForGlass(page);
+  assert.ok(glass.latestMs >= 0, `a glass-to-glass sample: ${JSON.stringify(glass)}`);
+  await waitFor("the overlay to show glass-to-glass", async () => /glass-to-glass \d+ ms/.test(await page.textContent("#stats")), 5000);
   await page.click("#hangup");
   await waitForState(page, "ended", 5000);
 
   await page.click("#call");
   await waitForFrames(page, 30, 40000);
+  await waitForGlass(page);
   await daemon.stop("SIGTERM");
   const ended = await waitForState(page, "ended", 10000);
   assert.match(ended.error.message, /shutting down/);
   await waitFor("the device listed offline", async () => (await page.getAttribute(`#devices li[data-id="${names.device}"]`, "class"))?.includes("offline"), 10000);
 });
+
+/** Waits for the viewer's first glass-to-glass sample of the call on screen; resolves with `window.peercamViewer.glass`. */
+function waitForGlass(page) {
+  return waitFor("a glass stamp read off the video", async () => {
+    const glass = await page.evaluate(() => window.peercamViewer.glass);
+    return glass.latestMs !== null ? glass : null;
+  }, 5000);
+}
 
 e2eTest("no media path: the viewer says so instead of waiting forever", async (cleanup) => {
   const broker = await startMosquitto(cleanup);

@@ -87,15 +87,16 @@ export function describePath(s) {
 /**
  * The overlay's text: one line each for video, network (with ICE restarts
  * and dropped signaling messages, if any, and whether signaling is
- * sealed), timing, and audio once there is any.
+ * sealed), timing (with the glass-to-glass estimate `glassMs`, see
+ * glass.js, when frames carry a stamp), and audio once there is any.
  */
-export function describeStats(s) {
+export function describeStats(s, glassMs = null) {
   const restarts = s.iceRestarts > 0 ? ` · ${s.iceRestarts} ICE restart${s.iceRestarts === 1 ? "" : "s"}` : "";
   const dropped = s.signalsDropped > 0 ? ` · ${s.signalsDropped} signal${s.signalsDropped === 1 ? "" : "s"} dropped` : "";
   const lines = [
     `${s.frameWidth}×${s.frameHeight} ${s.codec ?? ""} · ${Math.round(s.fps)} fps · ${s.bitrateKbps} kb/s`,
     `RTT ${s.rttMs ?? "?"} ms · ${describePath(s)}${restarts}${s.sealed ? " · sealed" : ""}${dropped}`,
-    `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames`,
+    `connected in ${s.connectMs ?? "?"} ms · first frame ${s.ttffMs ?? "?"} ms · ${s.framesDecoded} frames${glassMs === null ? "" : ` · glass-to-glass ${Math.round(glassMs)} ms`}`,
   ];
   if (s.audioPacketsReceived > 0 || s.audioPacketsSent > 0) {
     lines.push(`audio ${s.audioPacketsReceived} packets (${s.audioPacketsLost} lost)${s.audioPacketsSent > 0 ? ` · ${s.audioPacketsSent} sent` : ""}`

@@ -1,8 +1,13 @@
 // The page: every DOM access of the viewer. It renders what app.js tells
 // it and turns the user's clicks and keys into `actions`.
 
+import { blockSide, readStamp } from "./glass.js";
+
 /** How long a doorbell alert stays up (a new ring restarts it). */
 const RING_SHOW_MS = 30000;
+
+/** At most one glass stamp read this often: a few a second keep the CPU low. */
+const GLASS_EVERY_MS = 250;
 
 const OPTION_ID_PREFIX = "device-";
 
@@ -228,6 +233,52 @@ export function createView(doc, actions) {
     ui.audioNote.hidden = !note;
   }
 
+  // ---- the glass stamp (glass.js): read off presented frames ----
+
+  const glassCanvas = doc.createElement("canvas");
+  let glassContext = null;
+
+  /**
+   * The stamp of the frame on screen, or null (no frame, no stamp). Draws
+   * only the top strip, a block high, at the frame's native size (source
+   * rect in video pixels, no scaling) into a small canvas kept for reuse.
+   */
+  function readGlassStamp() {
+    const { videoWidth: width, videoHeight: height } = ui.video;
+    if (!width || !height) return null;
+    const rows = Math.min(blockSide(width), height);
+    if (glassCanvas.width !== width || glassCanvas.height !== rows) {
+      glassCanvas.width = width;
+      glassCanvas.height = rows;
+    }
+    glassContext ??= glassCanvas.getContext("2d", { willReadFrequently: true });
+    glassContext.drawImage(ui.video, 0, 0, width, rows, 0, 0, width, rows);
+    return readStamp(glassContext.getImageData(0, 0, width, rows).data, width, rows);
+  }
+
+  /**
+   * For the page's life, calls `sampled(stamp, shownAt)` at most every
+   * GLASS_EVERY_MS with a presented frame's stamp (null without one) and
+   * the wall-clock time it is shown (ms since the epoch). With
+   * requestVideoFrameCallback that is the frame's expected display time,
+   * on the performance.now() clock, moved to the wall clock by
+   * performance.timeOrigin. Without it, the frame on screen is read on a
+   * timer and timed at the read, which counts up to a frame interval more.
+   */
+  function watchGlass(sampled) {
+    const video = ui.video;
+    const clock = win.performance;
+    if (!video.requestVideoFrameCallback) {
+      setInterval(() => sampled(readGlassStamp(), clock.timeOrigin + clock.now()), GLASS_EVERY_MS);
+      return;
+    }
+    const onFrame = (_, frame) => {
+      sampled(readGlassStamp(), clock.timeOrigin + frame.expectedDisplayTime);
+      setTimeout(() => video.requestVideoFrameCallback(onFrame), GLASS_EVERY_MS);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
   function renderStats(text) {
     ui.stats.textContent = text;
     ui.stats.hidden = false;
@@ -299,6 +350,7 @@ export function createView(doc, actions) {
     playVideo,
     renderAudio,
     renderStats,
+    watchGlass,
     showRing,
     get videoMuted() { return ui.video.muted; },
     get ringVisible() { return !ui.ring.hidden; },

@@ -163,3 +163,11 @@ test("the network line says when signaling is sealed, and how many signaling mes
   assert.equal(describeStats({ ...stats, sealed: true, signalsDropped: 1 }).split("\n")[1], "RTT 5 ms · host ↔ host · sealed · 1 signal dropped");
   assert.equal(describeStats({ ...stats, signalsDropped: 3 }).split("\n")[1], "RTT 5 ms · host ↔ host · 3 signals dropped");
 });
+
+test("the timing line shows the glass-to-glass estimate while frames carry a stamp, and nothing without", () => {
+  const stats = { ...emptyStats(), connectMs: 180, ttffMs: 420, framesDecoded: 900 };
+  assert.equal(describeStats(stats, 94.6).split("\n")[2], "connected in 180 ms · first frame 420 ms · 900 frames · glass-to-glass 95 ms");
+  assert.equal(describeStats(stats, 0).split("\n")[2], "connected in 180 ms · first frame 420 ms · 900 frames · glass-to-glass 0 ms");
+  assert.equal(describeStats(stats, null).split("\n")[2], "connected in 180 ms · first frame 420 ms · 900 frames");
+  assert.equal(describeStats(stats), describeStats(stats, null));
+});
