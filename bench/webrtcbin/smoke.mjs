@@ -120,6 +120,17 @@ try {
       await new Promise((r) => setTimeout(r, 200));
     }
     ttffs.push(stats.ttffMs);
+    if (i === 0) {
+      // What the device sent on out/S: the answer first, then host
+      // candidates on loopback only, then end-of-candidates.
+      const sent = recorder.json(`${base}/out/${s.sessionId}`).filter((m) => m.type !== "ice-servers");
+      assert.equal(sent[0]?.type, "answer");
+      const candidates = sent.filter((m) => m.type === "candidate");
+      assert.ok(candidates.length >= 2, "a candidate and end-of-candidates");
+      assert.equal(candidates.at(-1).candidate, "");
+      for (const c of candidates.slice(0, -1)) assert.match(c.candidate, /^candidate:\S+ 1 UDP \d+ 127\.0\.0\.1 \d+ typ host/);
+      console.log(`signaling: answer, then ${candidates.length - 1} loopback host candidate(s) and end-of-candidates`);
+    }
     console.log(`call ${i + 1}: state ${s.state}, ttffMs ${stats.ttffMs}, connectMs ${stats.connectMs}, codec ${stats.codec}, ${stats.frameWidth ?? "?"}x${stats.frameHeight ?? "?"}, glass ms ${JSON.stringify(glass)}`);
     await page.click("#hangup");
     await viewersIs(0);
@@ -147,8 +158,13 @@ try {
   for (const page of pages.slice(1)) await page.click("#hangup");
   await viewersIs(0);
 
-  // A clean stop publishes the offline status.
+  // A clean stop says bye to the viewers left and publishes the offline status.
+  const last = await open();
+  await waitForFrames(last, 10, 30000);
+  const lastSession = (await viewerState(last)).sessionId;
   proc.kill("SIGTERM");
+  const bye = await recorder.waitJson(`${base}/out/${lastSession}`, (m) => m.type === "bye", "a bye on shutdown", 10000);
+  console.log(`bye on shutdown: ${JSON.stringify(bye.reason)}`);
   await recorder.waitLatest(`${base}/status`, (s) => s.online === false, "offline status", 10000);
   await waitFor("the comparator to exit", () => proc.exitCode !== null, 10000);
   console.log(`stopped cleanly: exit ${proc.exitCode}, status offline`);

@@ -14,7 +14,7 @@
 //! signaling in order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,10 @@ use serde_json::{Value, json};
 
 /// A session that has not connected this long after its offer is ended.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connected session that has heard nothing from its viewer this long
+/// is ended (libnice here does no consent checks, so webrtcbin never sees
+/// a vanished viewer go).
+const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Session ids remembered after their session ended (later messages are dropped).
 const ENDED_MEMORY: usize = 256;
 /// Viewer candidates kept for a session whose offer has not arrived yet.
@@ -46,8 +50,15 @@ fn debug() -> bool {
 }
 
 fn log(msg: impl AsRef<str>) {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    eprintln!("[{}.{:03}] {}", t.as_secs(), t.subsec_millis(), msg.as_ref());
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    eprintln!(
+        "[{}.{:03}] {}",
+        t.as_secs(),
+        t.subsec_millis(),
+        msg.as_ref()
+    );
 }
 
 /// The command line every comparator shares.
@@ -85,7 +96,11 @@ impl Args {
                 std::process::exit(0);
             }
             let value = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
-            let number = || value.parse::<u32>().with_context(|| format!("{flag} {value}"));
+            let number = || {
+                value
+                    .parse::<u32>()
+                    .with_context(|| format!("{flag} {value}"))
+            };
             match flag.as_str() {
                 "--broker" => args.broker = value.clone(),
                 "--prefix" => args.prefix = value.clone(),
@@ -124,7 +139,11 @@ enum Event {
     /// webrtcbin failed to take the offer or to answer it.
     AnswerFailed { id: u64, why: String },
     /// A local ICE candidate of session `id`.
-    LocalCandidate { id: u64, mline: u32, candidate: String },
+    LocalCandidate {
+        id: u64,
+        mline: u32,
+        candidate: String,
+    },
     /// Session `id` finished gathering.
     GatheringDone { id: u64 },
     /// Session `id`'s peer connection state changed.
@@ -171,7 +190,11 @@ impl Source {
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();
-        if let Some(pad) = self.pipeline.by_name("pay").and_then(|p| p.static_pad("src")) {
+        if let Some(pad) = self
+            .pipeline
+            .by_name("pay")
+            .and_then(|p| p.static_pad("src"))
+        {
             pad.send_event(event);
         }
     }
@@ -241,7 +264,9 @@ fn install_glass_stamp(pad: &gst::Pad) {
         };
         if fresh {
             let caps = caps.expect("checked above");
-            *cached = gst_video::VideoInfo::from_caps(&caps).ok().map(|i| (caps, i));
+            *cached = gst_video::VideoInfo::from_caps(&caps)
+                .ok()
+                .map(|i| (caps, i));
         }
         let Some((_, video_info)) = cached.as_ref() else {
             return gst::PadProbeReturn::Ok;
@@ -251,7 +276,8 @@ fn install_glass_stamp(pad: &gst::Pad) {
             .map(|d| d.as_millis() as u64 as u32)
             .unwrap_or(0);
         let buffer = buffer.make_mut();
-        if let Ok(mut frame) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, video_info)
+        if let Ok(mut frame) =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, video_info)
         {
             stamp_frame(&mut frame, ms);
         }
@@ -282,6 +308,14 @@ struct Session {
     last_candidate: Vec<u8>,
     /// Media enters the branch only once the call is connected.
     gate: Arc<AtomicBool>,
+    /// When the last datagram from the viewer arrived, in ms since [`epoch`].
+    last_heard: Arc<AtomicU64>,
+}
+
+/// The process's clock origin for [`Session::last_heard`].
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// The signaling side and the sessions, owned by the main thread.
@@ -329,7 +363,9 @@ fn offered_h264(offer: &gst_sdp::SDPMessageRef) -> Option<(u8, String)> {
         .medias()
         .find(|m| m.media() == Some("video") && m.port() != 0)?;
     for format in media.formats() {
-        let Ok(pt) = format.parse::<u8>() else { continue };
+        let Ok(pt) = format.parse::<u8>() else {
+            continue;
+        };
         let rtpmap_prefix = format!("{pt} ");
         let h264 = media.attributes().any(|a| {
             a.key() == "rtpmap"
@@ -352,7 +388,9 @@ fn offered_h264(offer: &gst_sdp::SDPMessageRef) -> Option<(u8, String)> {
             .filter_map(|p| p.trim().split_once('='))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
-        let profile = params.get("profile-level-id").map(|p| p.to_ascii_lowercase());
+        let profile = params
+            .get("profile-level-id")
+            .map(|p| p.to_ascii_lowercase());
         if params.get("packetization-mode").map(String::as_str) == Some("1")
             && let Some(profile) = profile
             && (profile == "42e01f" || profile == "42001f")
@@ -386,9 +424,12 @@ fn branch_caps(caps: &gst::CapsRef, pt: u8, profile_level_id: &str) -> gst::Caps
 impl Device {
     fn publish(&self, sid: &str, body: Value) {
         let topic = format!("{}/out/{sid}", self.base);
-        let _ = self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, false, body.to_string().into_bytes());
+        let _ = self.client.try_publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            body.to_string().into_bytes(),
+        );
     }
 
     fn error(&self, sid: &str, code: &str, message: &str, re: &str) {
@@ -460,9 +501,17 @@ impl Device {
                 self.publish(&sid, json!({"v":1,"type":"ice-servers","ice_servers":[]}))
             }
             "offer" => {
-                let Some(sdp) = message.get("sdp").and_then(Value::as_str).filter(|s| !s.is_empty())
+                let Some(sdp) = message
+                    .get("sdp")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
                 else {
-                    self.error(&sid, "bad-request", "an offer needs a non-empty sdp", "offer");
+                    self.error(
+                        &sid,
+                        "bad-request",
+                        "an offer needs a non-empty sdp",
+                        "offer",
+                    );
                     return;
                 };
                 self.on_offer(&sid, sdp, payload);
@@ -487,11 +536,21 @@ impl Device {
 
     fn on_remote_candidate(&mut self, sid: &str, message: &Value, payload: &[u8]) {
         let Some(candidate) = message.get("candidate").and_then(Value::as_str) else {
-            self.error(sid, "bad-request", "a candidate needs a candidate string", "candidate");
+            self.error(
+                sid,
+                "bad-request",
+                "a candidate needs a candidate string",
+                "candidate",
+            );
             return;
         };
         if !candidate.is_empty() && !candidate.starts_with("candidate:") {
-            self.error(sid, "bad-request", "a candidate starts with candidate:", "candidate");
+            self.error(
+                sid,
+                "bad-request",
+                "a candidate starts with candidate:",
+                "candidate",
+            );
             return;
         }
         let Some(session) = self.sessions.get_mut(sid) else {
@@ -535,7 +594,12 @@ impl Device {
             return;
         }
         let Ok(offer) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
-            self.error(sid, "bad-request", "the offer's SDP cannot be read", "offer");
+            self.error(
+                sid,
+                "bad-request",
+                "the offer's SDP cannot be read",
+                "offer",
+            );
             self.remember_ended(sid);
             return;
         };
@@ -597,12 +661,39 @@ impl Device {
         if !ice.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]) {
             bail!("webrtcbin's ICE agent refused 127.0.0.1");
         }
+        // UDP only, as peercam (libnice would add ICE-TCP host candidates).
+        ice.set_property("ice-tcp", false);
+
+        // Every datagram from the viewer comes out of webrtcbin's nicesrc:
+        // note when, for PEER_TIMEOUT.
+        let last_heard = Arc::new(AtomicU64::new(epoch().elapsed().as_millis() as u64));
+        let heard = last_heard.clone();
+        webrtc
+            .downcast_ref::<gst::Bin>()
+            .context("webrtcbin is not a bin")?
+            .connect_deep_element_added(move |_, _, element| {
+                let is_nicesrc = element.factory().is_some_and(|f| f.name() == "nicesrc");
+                if let (true, Some(pad)) = (is_nicesrc, element.static_pad("src")) {
+                    let heard = heard.clone();
+                    pad.add_probe(
+                        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                        move |_, _| {
+                            heard.store(epoch().elapsed().as_millis() as u64, Ordering::Relaxed);
+                            gst::PadProbeReturn::Ok
+                        },
+                    );
+                }
+            });
 
         let events = self.events.clone();
         webrtc.connect("on-ice-candidate", false, move |values| {
             let mline = values[1].get::<u32>().unwrap_or(0);
             let candidate = values[2].get::<String>().unwrap_or_default();
-            let _ = events.send(Event::LocalCandidate { id, mline, candidate });
+            let _ = events.send(Event::LocalCandidate {
+                id,
+                mline,
+                candidate,
+            });
             None
         });
         let events = self.events.clone();
@@ -741,6 +832,7 @@ impl Device {
             last_offer: Vec::new(),
             last_candidate: Vec::new(),
             gate,
+            last_heard,
         })
     }
 
@@ -807,13 +899,11 @@ impl Device {
             .medias()
             .map(|m| m.attribute_val("mid").unwrap_or("0").to_owned())
             .collect();
-        let sends_video = sdp
-            .medias()
-            .any(|m| {
-                m.media() == Some("video")
-                    && m.port() != 0
-                    && m.attributes().any(|a| a.key() == "sendonly")
-            });
+        let sends_video = sdp.medias().any(|m| {
+            m.media() == Some("video")
+                && m.port() != 0
+                && m.attributes().any(|a| a.key() == "sendonly")
+        });
         let sid = session.sid.clone();
         if !sends_video {
             log(format!("{sid}: webrtcbin's answer sends no video"));
@@ -910,7 +1000,10 @@ impl Device {
                 if debug() {
                     let level = session.queue.property::<u64>("current-level-time");
                     let buffers = session.queue.property::<u32>("current-level-buffers");
-                    log(format!("{sid}: queue holds {buffers} buffers, {} ms", level / 1_000_000));
+                    log(format!(
+                        "{sid}: queue holds {buffers} buffers, {} ms",
+                        level / 1_000_000
+                    ));
                 }
                 // The new viewer needs a keyframe now, not at the next
                 // key-int-max boundary.
@@ -953,6 +1046,20 @@ impl Device {
         for sid in late {
             self.end(&sid, Some("could not connect in time (no network path?)"));
         }
+        let now = epoch().elapsed().as_millis() as u64;
+        let silent: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.connected
+                    && now.saturating_sub(s.last_heard.load(Ordering::Relaxed))
+                        > PEER_TIMEOUT.as_millis() as u64
+            })
+            .map(|s| s.sid.clone())
+            .collect();
+        for sid in silent {
+            self.end(&sid, Some("the viewer stopped responding"));
+        }
     }
 }
 
@@ -970,7 +1077,6 @@ fn add_remote_candidate(webrtc: &gst::Element, candidate: &str) {
     // the viewer's candidates.
     webrtc.emit_by_name::<()>("add-ice-candidate", &[&0u32, &candidate]);
 }
-
 
 fn promise_ok(
     reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
@@ -992,13 +1098,15 @@ fn remove_branch(source: &Source, session: Session) -> std::thread::JoinHandle<(
     let tee = source.tee.clone();
     std::thread::spawn(move || {
         let (done_tx, done_rx) = mpsc::channel();
-        session.tee_src.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-            if let Some(peer) = pad.peer() {
-                let _ = pad.unlink(&peer);
-            }
-            let _ = done_tx.send(());
-            gst::PadProbeReturn::Remove
-        });
+        session
+            .tee_src
+            .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                let _ = done_tx.send(());
+                gst::PadProbeReturn::Remove
+            });
         let _ = done_rx.recv_timeout(Duration::from_secs(2));
         tee.release_request_pad(&session.tee_src);
         let _ = session.webrtc.set_state(gst::State::Null);
@@ -1037,59 +1145,74 @@ fn start_mqtt(
     ));
     let (client, mut eventloop) = AsyncClient::new(options, 512);
     let handle_client = client.clone();
-    let thread = std::thread::Builder::new().name("mqtt".into()).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        runtime.block_on(async move {
-            let status_topic = format!("{base}/status");
-            let mut was_online = false;
-            while !stop.load(Ordering::Relaxed) {
-                let event =
-                    match tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await {
-                        Ok(event) => event,
-                        Err(_) => continue,
-                    };
-                match event {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                        was_online = true;
-                        log("MQTT connected");
-                        let _ = handle_client.try_subscribe(format!("{base}/in/+"), QoS::AtLeastOnce);
-                        let payload = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        let _ = handle_client.try_publish(status_topic.clone(), QoS::AtLeastOnce, true, payload);
-                    }
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                        let _ = events.send(Event::Mqtt {
-                            topic: p.topic,
-                            payload: p.payload.to_vec(),
-                            retain: p.retain,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        if was_online {
-                            log(format!("MQTT connection lost: {e}"));
+    let thread = std::thread::Builder::new()
+        .name("mqtt".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let status_topic = format!("{base}/status");
+                let mut was_online = false;
+                while !stop.load(Ordering::Relaxed) {
+                    let event =
+                        match tokio::time::timeout(Duration::from_millis(200), eventloop.poll())
+                            .await
+                        {
+                            Ok(event) => event,
+                            Err(_) => continue,
+                        };
+                    match event {
+                        Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                            was_online = true;
+                            log("MQTT connected");
+                            let _ = handle_client
+                                .try_subscribe(format!("{base}/in/+"), QoS::AtLeastOnce);
+                            let payload = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            let _ = handle_client.try_publish(
+                                status_topic.clone(),
+                                QoS::AtLeastOnce,
+                                true,
+                                payload,
+                            );
                         }
-                        was_online = false;
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                            let _ = events.send(Event::Mqtt {
+                                topic: p.topic,
+                                payload: p.payload.to_vec(),
+                                retain: p.retain,
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            if was_online {
+                                log(format!("MQTT connection lost: {e}"));
+                            }
+                            was_online = false;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
                     }
                 }
-            }
-            // Stopping: the offline status, then a clean disconnect
-            // (bounded), after whatever the main thread queued (the byes).
-            let _ = handle_client.try_publish(status_topic, QoS::AtLeastOnce, true, offline_payload());
-            let _ = handle_client.try_disconnect();
-            let flush = async {
-                while let Ok(event) = eventloop.poll().await {
-                    if matches!(event, MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                        break;
+                // Stopping: the offline status, then a clean disconnect
+                // (bounded), after whatever the main thread queued (the byes).
+                let _ = handle_client.try_publish(
+                    status_topic,
+                    QoS::AtLeastOnce,
+                    true,
+                    offline_payload(),
+                );
+                let _ = handle_client.try_disconnect();
+                let flush = async {
+                    while let Ok(event) = eventloop.poll().await {
+                        if matches!(event, MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                            break;
+                        }
                     }
-                }
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
-        });
-    })?;
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+            });
+        })?;
     Ok((client, thread))
 }
 
@@ -1103,15 +1226,25 @@ fn watch_bus(pipeline: &gst::Pipeline, events: Sender<Event>) {
             for message in bus.iter_timed(gst::ClockTime::NONE) {
                 match message.view() {
                     gst::MessageView::Error(e) => {
-                        let from = e.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-                        log(format!("GStreamer error from {from}: {} ({:?})", e.error(), e.debug()));
+                        let from = e
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default();
+                        log(format!(
+                            "GStreamer error from {from}: {} ({:?})",
+                            e.error(),
+                            e.debug()
+                        ));
                         // The source itself failing is fatal; a branch is not.
                         if !from.contains("webrtc-") && !from.contains("queue-") {
                             let _ = events.send(Event::Shutdown);
                         }
                     }
                     gst::MessageView::Warning(w) => {
-                        let from = w.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                        let from = w
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default();
                         log(format!("GStreamer warning from {from}: {}", w.error()));
                     }
                     _ => {}
@@ -1128,10 +1261,15 @@ fn main() -> anyhow::Result<()> {
     // in the process and shared after; make it now rather than during the
     // first viewer's call.
     let started = Instant::now();
-    drop(gst::ElementFactory::make("dtlsdec").build().context(
-        "GStreamer's dtls elements are missing (gstreamer1.0-plugins-bad)",
-    )?);
-    log(format!("DTLS certificate ready in {} ms", started.elapsed().as_millis()));
+    drop(
+        gst::ElementFactory::make("dtlsdec")
+            .build()
+            .context("GStreamer's dtls elements are missing (gstreamer1.0-plugins-bad)")?,
+    );
+    log(format!(
+        "DTLS certificate ready in {} ms",
+        started.elapsed().as_millis()
+    ));
     let source = Source::new(&args)?;
     let (events, inbox) = mpsc::channel::<Event>();
     let shutdown = events.clone();
@@ -1175,7 +1313,11 @@ fn main() -> anyhow::Result<()> {
     };
     loop {
         match inbox.recv_timeout(Duration::from_secs(1)) {
-            Ok(Event::Mqtt { topic, payload, retain }) => device.on_mqtt(&topic, &payload, retain),
+            Ok(Event::Mqtt {
+                topic,
+                payload,
+                retain,
+            }) => device.on_mqtt(&topic, &payload, retain),
             Ok(Event::BranchReady { id }) => device.on_branch_ready(id),
             Ok(Event::Answer { id, answer }) => device.on_answer(id, answer),
             Ok(Event::AnswerFailed { id, why }) => {
@@ -1185,9 +1327,11 @@ fn main() -> anyhow::Result<()> {
                     device.end(&sid, None);
                 }
             }
-            Ok(Event::LocalCandidate { id, mline, candidate }) => {
-                device.on_local_candidate(id, mline, candidate)
-            }
+            Ok(Event::LocalCandidate {
+                id,
+                mline,
+                candidate,
+            }) => device.on_local_candidate(id, mline, candidate),
             Ok(Event::GatheringDone { id }) => device.on_gathering_done(id),
             Ok(Event::ConnectionState { id, state }) => device.on_connection_state(id, state),
             Ok(Event::Shutdown) => break,
@@ -1213,12 +1357,83 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     #[test]
     fn block_side() {
         assert_eq!(stamp_block(1280), 32);
         assert_eq!(stamp_block(640), 16);
         assert_eq!(stamp_block(100), 4);
+    }
+
+    /// The shape of Chromium's offer: VP8 first, H.264 baseline pm1 at
+    /// 102, pm0 at 104, constrained baseline pm1 at 106.
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 102 104 106\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n\
+        a=rtpmap:96 VP8/90000\r\n\
+        a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+        a=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
+        a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\n";
+
+    #[test]
+    fn picks_the_first_constrained_baseline_h264_with_packetization_mode_1() {
+        gst::init().unwrap();
+        let offer = gst_sdp::SDPMessage::parse_buffer(OFFER.as_bytes()).unwrap();
+        assert_eq!(offered_h264(&offer), Some((102, "42001f".to_owned())));
+        let only_cb = OFFER.replace(
+            "packetization-mode=1;profile-level-id=42001f",
+            "packetization-mode=0;profile-level-id=42001f",
+        );
+        let offer = gst_sdp::SDPMessage::parse_buffer(only_cb.as_bytes()).unwrap();
+        assert_eq!(offered_h264(&offer), Some((106, "42e01f".to_owned())));
+        let no_h264 = OFFER.replace("H264/90000", "VP9/90000");
+        let offer = gst_sdp::SDPMessage::parse_buffer(no_h264.as_bytes()).unwrap();
+        assert_eq!(offered_h264(&offer), None);
+    }
+
+    #[test]
+    fn stamp_reads_back() {
+        gst::init().unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 1280, 720)
+            .build()
+            .unwrap();
+        let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
+        let ms = 0xdead_beef_u32;
+        {
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(
+                buffer.get_mut().unwrap(),
+                &info,
+            )
+            .unwrap();
+            stamp_frame(&mut frame, ms);
+        }
+        let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info).unwrap();
+        let b = stamp_block(1280) as usize;
+        let stride = frame.plane_stride()[0] as usize;
+        let y = frame.plane_data(0).unwrap();
+        let at = |i: usize| y[(b / 2) * stride + i * b + b / 2];
+        assert_eq!((at(0), at(1)), (235, 16));
+        let read = (0..32).fold(0u32, |acc, i| (acc << 1) | u32::from(at(2 + i) == 235));
+        assert_eq!(read, ms);
+        let u = frame.plane_data(1).unwrap();
+        assert_eq!(u[0], 128);
+        assert_eq!(u[17 * b - 1], 128);
+    }
+
+    #[test]
+    fn branch_caps_carry_the_viewers_numbering() {
+        gst::init().unwrap();
+        let caps = gst::Caps::from_str(
+            "application/x-rtp,media=video,encoding-name=H264,payload=96,profile-level-id=42c01f,profile=constrained-baseline",
+        )
+        .unwrap();
+        let mine = branch_caps(&caps, 102, "42001f");
+        let s = mine.structure(0).unwrap();
+        assert_eq!(s.get::<i32>("payload").unwrap(), 102);
+        assert_eq!(s.get::<&str>("profile-level-id").unwrap(), "42001f");
+        assert_eq!(s.get::<&str>("profile").unwrap(), "baseline");
     }
 
     #[test]
