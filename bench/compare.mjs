@@ -396,8 +396,9 @@ function columns(r) {
 const HEADER = ["device", "ttff1 med", "ttff1 p95", "ttff10 med", "ttff10 p95", "CPU@1", "CPU@5", "CPU@10", "CPU@20", "CPU/viewer", "RSS@1", "RSS@20"];
 const DIGITS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 1, 1];
 
-function report(results, skipped) {
+function report(results, skipped, otherLoad) {
   console.log("\n== peercam side by side ==");
+  console.log(`machine: ${cpus().length} cores, ${otherLoad.toFixed(0)} % busy (100 % per core) in the 2 s before the run`);
   console.log(`${VIDEO.width}x${VIDEO.height} @ ${VIDEO.fps} fps, ${VIDEO.bitrateKbps} kb/s, max_viewers ${VIDEO.maxViewers}; ${TRIALS} trials per ttff; ${SECONDS} s per load window; all on loopback, one Mosquitto, headless Chromium (${process.env.CHROMIUM ?? "/usr/bin/chromium"})`);
   for (const r of results) console.log(`${r.name}: ${r.describe ?? "(did not start)"}`);
   for (const [name, why] of skipped) console.log(`${name}: ${why}`);
@@ -435,8 +436,23 @@ function report(results, skipped) {
 const cleanup = newCleanup();
 const results = [];
 const skipped = [];
+/** Ctrl-C, SIGTERM or a run far past its time: stop everything started, then exit. */
+const bail = async (why) => {
+  console.error(`compare: ${why}; stopping everything`);
+  await runCleanup(cleanup);
+  process.exit(1);
+};
+process.once("SIGINT", () => bail("interrupted"));
+process.once("SIGTERM", () => bail("terminated"));
+const WATCHDOG_S = 600 + ONLY.length * (TRIALS * 2 * 40 + LEVELS.length * (SECONDS + 90));
+setTimeout(() => bail(`still running after ${WATCHDOG_S} s`), WATCHDOG_S * 1000).unref();
 try {
   const started = performance.now();
+  const quiet0 = machineJiffies();
+  await sleep(2000);
+  const quiet1 = machineJiffies();
+  const otherLoad = (100 * cpus().length * (quiet1.busy - quiet0.busy)) / Math.max(1, quiet1.total - quiet0.total);
+  console.log(`machine: ${cpus().length} cores, ${otherLoad.toFixed(0)} % busy before the run (other work on the machine skews every number below)`);
   const broker = await startMosquitto(cleanup);
   const host = await serveViewer(cleanup);
   const viewerBrowser = await launchBrowser(cleanup);
@@ -450,7 +466,7 @@ try {
     }
     results.push(await benchDevice(name, DEVICES[name], { broker, host, viewerBrowser, loadBrowser }));
   }
-  report(results, skipped);
+  report(results, skipped, otherLoad);
   console.log(`\n(run took ${Math.round((performance.now() - started) / 1000)} s)`);
 } finally {
   await runCleanup(cleanup);

@@ -28,6 +28,7 @@ SIGTERM/SIGINT: `bye` to every call, offline status, exit.
 import argparse
 import asyncio
 import fractions
+import ipaddress
 import json
 import logging
 import re
@@ -237,6 +238,14 @@ def configure_encoder(bitrate_kbps, fps, keyint, preset):
                 }
             setattr(self.inner, name, value)
 
+        def encode(self, frame=None):
+            packets = self.inner.encode(frame)
+            if not getattr(self, "_logged", False) and packets:
+                object.__setattr__(self, "_logged", True)
+                found = re.search(rb"x264 - core[^\x00]*", bytes(packets[0]))
+                log.info("libx264: %s", found.group(0).decode("latin-1") if found else "(no x264 SEI in the first packet)")
+            return packets
+
     h264.av = Codecs()
     return (
         f"aiortc H264Encoder (PyAV libx264) {preset}/zerolatency, Baseline level 3.1, keyint {keyint}, "
@@ -254,6 +263,7 @@ class Session:
     def __init__(self, sid):
         self.sid = sid
         self.pc = None
+        self.track = None
         self.early = []
         self.last_payload = None
         self.connected = False
@@ -394,18 +404,21 @@ class Device:
                 await self.on_connection_state(session)
         pc = session.pc
         try:
+            if first:
+                # The sending transceiver exists before the offer is applied,
+                # so that the offer's first video m-line takes it with its
+                # codec preferences (H.264 and its RTX only: aiortc would
+                # otherwise answer with the viewer's first codec, VP8).
+                session.track = self.relay.subscribe(self.source, buffered=False)
+                video = pc.addTransceiver(session.track, direction="sendonly")
+                video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                           if c.mimeType.lower() in ("video/h264", "video/rtx")])
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if first:
-                video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
-                if video is None:
+                if video.mid is None:
                     raise ValueError("no video m-line")
-                h264_codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs
-                               if c.mimeType.lower() in ("video/h264", "video/rtx")]
-                video.setCodecPreferences(h264_codecs)
-                video.sender.replaceTrack(self.relay.subscribe(self.source, buffered=False))
-                video.direction = "sendonly"
                 for t in pc.getTransceivers():
-                    if t.kind != "video" or t is not video:
+                    if t is not video:
                         t.direction = "inactive"
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as e:  # noqa: BLE001
@@ -439,11 +452,23 @@ class Device:
         except (ValueError, IndexError):
             self.send(session.sid, body("error", code="bad-request", message="Unreadable candidate.", re="candidate"))
             return
-        if candidate.ip.endswith(".local"):
+        if candidate.ip.endswith(".local") or not self.reachable(candidate.ip):
             return
         candidate.sdpMid = session.pc.getTransceivers()[0].mid
         candidate.sdpMLineIndex = 0
         await session.pc.addIceCandidate(candidate)
+
+    def reachable(self, address):
+        """With a loopback host address, only loopback remote candidates are tried (peercam's interfaces = ["lo"])."""
+        try:
+            if not ipaddress.ip_address(self.args.host_address).is_loopback:
+                return True
+        except ValueError:
+            return True
+        try:
+            return ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            return False
 
     async def on_connection_state(self, session):
         state = session.pc.connectionState if session.pc else "closed"
@@ -478,6 +503,8 @@ class Device:
         del self.ended[:-256]
         if session.task is not None and session.task is not asyncio.current_task():
             session.task.cancel()
+        if session.track is not None:
+            session.track.stop()
         if session.pc is not None:
             asyncio.ensure_future(session.pc.close())
 
