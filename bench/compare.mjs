@@ -385,12 +385,30 @@ function table(header, rows) {
 /** The numbers of one device, in the order of the table's columns. */
 function columns(r) {
   const level = (n, key) => r.levels[n]?.[key] ?? null;
-  const cpuSlope = slope(LEVELS.map((n) => ({ x: n, y: level(n, "cpuPercent") })));
+  const cpuSlope = slope(LEVELS.filter((n) => keptUp(r, n)).map((n) => ({ x: n, y: level(n, "cpuPercent") })));
   return [
     median(r.ttff1), p95(r.ttff1), median(r.ttff10), p95(r.ttff10),
     ...LEVELS.map((n) => level(n, "cpuPercent")), cpuSlope,
     level(1, "rssMiB"), level(20, "rssMiB"),
   ];
+}
+
+/** Whether every load viewer got at least 90 % of the frames at level `n`. */
+function keptUp(r, n) {
+  const l = r.levels[n];
+  return !!l && l.connected === n && l.fpsMin >= 0.9 * VIDEO.fps;
+}
+
+/** `columns(r)` as text, a CPU figure marked `*` where the viewers did not get their frames (and the slope where it left levels out). */
+function cells(r) {
+  return columns(r).map((x, i) => {
+    const text = num(x, DIGITS[i]);
+    if (x === null) return text;
+    const n = LEVELS[i - 4];
+    if (n !== undefined && r.levels[n] && !keptUp(r, n)) return `${text}*`;
+    if (i === 8 && LEVELS.some((m) => r.levels[m] && !keptUp(r, m))) return `${text}*`;
+    return text;
+  });
 }
 
 const HEADER = ["device", "ttff1 med", "ttff1 p95", "ttff10 med", "ttff10 p95", "CPU@1", "CPU@5", "CPU@10", "CPU@20", "CPU/viewer", "RSS@1", "RSS@20"];
@@ -403,10 +421,14 @@ function report(results, skipped, otherLoad) {
   for (const r of results) console.log(`${r.name}: ${r.describe ?? "(did not start)"}`);
   for (const [name, why] of skipped) console.log(`${name}: ${why}`);
   console.log("ttff: the bundled viewer's ttffMs (offer published → first decoded frame), ms. ttff10: with 9 load viewers watching.");
-  console.log("CPU: the device process, % of one core; CPU/viewer: least-squares slope over 1/5/10/20 viewers; RSS MiB.");
+  console.log("CPU: the device process, % of one core; CPU/viewer: least-squares slope over 1/5/10/20 viewers (the levels that kept up); RSS MiB.");
   console.log(`Load viewers: the bundled viewer's Call, N per Chromium page, nothing drawn; ${LOAD_VIEWER === "decode" ? "every frame decoded" : "only keyframes decoded"} (--load-viewer ${LOAD_VIEWER}; bench/load-viewer.html).\n`);
-  const rows = results.map((r) => [r.name, ...columns(r).map((x, i) => num(x, DIGITS[i]))]);
+  const rows = results.map((r) => [r.name, ...cells(r)]);
   console.log(table(HEADER, rows));
+  if (results.some((r) => LEVELS.some((n) => r.levels[n] && !keptUp(r, n)))) {
+    console.log(`* some viewers got under 90 % of the ${VIDEO.fps} fps (or did not connect) at that level: the device or the machine could not keep up,`);
+    console.log("  so that CPU figure is a ceiling reached, not the cost of the load; CPU/viewer* is the slope over the levels that kept up.");
+  }
 
   const peercam = results.find((r) => r.name === "peercam");
   if (peercam) {
