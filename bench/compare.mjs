@@ -277,10 +277,9 @@ async function benchDevice(name, spec, { broker, host, viewerBrowser, loadBrowse
     const recorder = await mqttRecorder(cleanup, broker.tcpUrl, [`${base}/status`]);
     const device = await spec.start(cleanup, broker, names);
     const viewers = (n, timeoutMs = 20000) => recorder.waitLatest(`${base}/status`, (s) => s.online && s.viewers === n, `${name}: viewers = ${n}`, timeoutMs);
-    await waitFor(`${name} to come online`, async () => {
-      if (device.proc && device.proc.exitCode !== null) throw new Error(`${name} exited with ${device.proc.exitCode}:\n${device.log}`);
-      return recorder.json(`${base}/status`).some((s) => s?.online && s.viewers === 0);
-    }, 60000, 100);
+    const exited = () => device.proc && (device.proc.exitCode !== null || device.proc.signalCode !== null);
+    await waitFor(`${name} to come online`, () => exited() || recorder.json(`${base}/status`).some((s) => s?.online && s.viewers === 0), 60000, 100);
+    if (exited()) throw new Error(`${name} exited (${device.proc.exitCode ?? device.proc.signalCode}) before it came online:\n${device.log}`);
     result.describe = device.describe;
     await sleep(2000);
     const link = { brokerUrl: broker.wsUrl, ...names };
