@@ -18,8 +18,9 @@
 //
 //   node bench/compare.mjs [--trials 5] [--seconds 10] [--only peercam,webrtcbin,aiortc]
 //
-// PEERCAM_BIN (default /tmp/peercam-release, else target/release/peercam),
-// WEBRTCBIN_BIN (default /tmp/peercam-webrtcbin) pick the binaries; the
+// It builds what it runs: peercam (`cargo build --release`) and the
+// webrtcbin device (bench/webrtcbin, after installing the Debian packages
+// it needs), unless PEERCAM_BIN / WEBRTCBIN_BIN name binaries to use; the
 // aiortc device runs from bench/.venv, which this script makes on first run
 // (python3 -m venv --system-site-packages, pip install -r
 // bench/comparators/requirements.txt).
@@ -42,8 +43,10 @@ const SETTLE_MS = 3000;
 const LOAD_VIEWER = stringOption("load-viewer", "decode");
 if (!["decode", "keyframes"].includes(LOAD_VIEWER)) throw new Error(`--load-viewer is decode or keyframes, not ${LOAD_VIEWER}`);
 
-const PEERCAM_BIN = process.env.PEERCAM_BIN ?? [ "/tmp/peercam-release", here("../target/release/peercam") ].find((p) => existsSync(p)) ?? "/tmp/peercam-release";
-const WEBRTCBIN_BIN = process.env.WEBRTCBIN_BIN ?? "/tmp/peercam-webrtcbin";
+const PEERCAM_BIN = process.env.PEERCAM_BIN ?? here("../target/release/peercam");
+const WEBRTCBIN_BIN = process.env.WEBRTCBIN_BIN ?? here("./webrtcbin/target/release/peercam-webrtcbin");
+/** Debian packages the webrtcbin device needs to build and run. */
+const WEBRTCBIN_PACKAGES = ["gstreamer1.0-nice", "libgstreamer-plugins-bad1.0-dev"];
 const VENV = here("./.venv");
 const REQUIREMENTS = here("./comparators/requirements.txt");
 const AIORTC_DEVICE = here("./comparators/aiortc_device.py");
@@ -81,6 +84,38 @@ async function serveViewer(cleanup) {
   cleanup.push(() => new Promise((r) => server.close(r)));
   server.closeIdleConnections?.();
   return { httpPort: port, url: `http://127.0.0.1:${port}/` };
+}
+
+// ---- building what runs ----
+
+/** Runs `cmd` with the terminal attached; throws when it fails. */
+function runVisibly(cmd, args, options = {}) {
+  execFileSync(cmd, args, { stdio: ["ignore", "inherit", "inherit"], timeout: 1800000, ...options });
+}
+
+/** Builds peercam and the webrtcbin device unless their binaries were given. */
+function buildDevices() {
+  if (!process.env.PEERCAM_BIN && ONLY.includes("peercam")) {
+    console.log("building peercam (cargo build --release) ...");
+    runVisibly("cargo", ["build", "--release"], { cwd: here("..") });
+  }
+  if (!process.env.WEBRTCBIN_BIN && ONLY.includes("webrtcbin")) {
+    const missing = WEBRTCBIN_PACKAGES.filter((p) => {
+      try {
+        return !execFileSync("dpkg-query", ["-W", "-f", "${Status}", p], { encoding: "utf8" }).includes("install ok installed");
+      } catch {
+        return true;
+      }
+    });
+    if (missing.length) {
+      console.log(`installing ${missing.join(" ")} ...`);
+      const sudo = process.getuid() === 0 ? [] : ["sudo"];
+      const apt = [...sudo, "apt-get", "install", "-y", "--no-install-recommends", ...missing];
+      runVisibly(apt[0], apt.slice(1), { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    }
+    console.log("building the webrtcbin device (bench/webrtcbin) ...");
+    runVisibly("cargo", ["build", "--release", "--manifest-path", here("./webrtcbin/Cargo.toml")]);
+  }
 }
 
 // ---- the aiortc venv ----
@@ -454,6 +489,7 @@ function report(results, skipped, otherLoad) {
 
 // ---- main ----
 
+buildDevices();
 const cleanup = newCleanup();
 const results = [];
 const skipped = [];
