@@ -27,19 +27,59 @@ fn openssl(dir: &TempDir, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {out:?}");
 }
 
+/// openssl's arguments for a new P-256 key, unencrypted.
+const P256: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
+/// Issues `<name>.pem` and `<name>.key` in `dir`, signed by the CA there,
+/// for subject `/CN=<cn>` with the extensions in `extensions`.
+fn issue(dir: &TempDir, name: &str, cn: &str, extensions: &str) -> (PathBuf, PathBuf) {
+    let (cert, key, csr, ext) = (
+        format!("{name}.pem"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+    );
+    let subject = format!("/CN={cn}");
+    let mut request = vec!["req"];
+    request.extend_from_slice(&P256);
+    request.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", &subject]);
+    openssl(dir, &request);
+    std::fs::write(dir.0.join(&ext), extensions).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+    (dir.0.join(cert), dir.0.join(key))
+}
+
 impl TestCa {
     /// Makes a CA (P-256, valid two days) and a server certificate.
     pub(crate) fn new() -> TestCa {
         let dir = TempDir::new("ca");
-        let p256 = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
         let mut ca = vec!["req", "-x509"];
-        ca.extend_from_slice(&p256);
+        ca.extend_from_slice(&P256);
         ca.extend_from_slice(&[
             "-keyout",
             "ca.key",
@@ -55,98 +95,24 @@ impl TestCa {
             "keyUsage=critical,keyCertSign,cRLSign",
         ]);
         openssl(&dir, &ca);
-        let mut request = vec!["req"];
-        request.extend_from_slice(&p256);
-        request.extend_from_slice(&[
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        openssl(&dir, &request);
-        std::fs::write(
-            dir.0.join("server.ext"),
+        let (cert, key) = issue(
+            &dir,
+            "server",
+            "localhost",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n\
              basicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
         );
         TestCa {
             ca: dir.0.join("ca.pem"),
-            cert: dir.0.join("server.pem"),
-            key: dir.0.join("server.key"),
+            cert,
+            key,
             _dir: dir,
         }
     }
 
     /// A client certificate (CN `name`) this CA signed, and its key.
     pub(crate) fn client(&self, name: &str) -> (PathBuf, PathBuf) {
-        let dir = &self._dir;
-        let (cert, key, csr) = (
-            format!("{name}.pem"),
-            format!("{name}.key"),
-            format!("{name}.csr"),
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        std::fs::write(dir.0.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &cert,
-                "-days",
-                "2",
-                "-extfile",
-                "client.ext",
-            ],
-        );
-        (dir.0.join(cert), dir.0.join(key))
+        issue(&self._dir, name, name, "extendedKeyUsage=clientAuth\n")
     }
 
     /// Mosquitto configuration lines for a TLS listener on `port`.
