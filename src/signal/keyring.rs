@@ -366,7 +366,8 @@ mod tests {
             assert!(new_viewer(bad).is_err(), "{bad:?}");
         }
         let good = viewer("carol").key.key_string();
-        let damaged = format!("{}0{}", &good[..15], &good[16..]);
+        let swapped = if &good[15..16] == "0" { "1" } else { "0" };
+        let damaged = format!("{}{swapped}{}", &good[..15], &good[16..]);
         let text = format!(
             "{HEADER}\n[[viewer]]\nname = \"carol\"\nkey = \"{good}\"\npaired = \"x\"\n\n\
              [[viewer]]\nname = \"dave\"\nkey = \"{damaged}\"\npaired = \"x\"\n"

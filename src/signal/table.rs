@@ -133,6 +133,13 @@ impl ErrorLimiter {
         }
         free || always
     }
+
+    /// Whether an error went out less than `ERROR_INTERVAL` ago, so the
+    /// session's state must be kept to go on limiting it.
+    fn limiting(&self, now: Instant) -> bool {
+        self.last
+            .is_some_and(|last| now.saturating_duration_since(last) < ERROR_INTERVAL)
+    }
 }
 
 /// A session that has not offered yet.
@@ -552,7 +559,7 @@ impl SessionTable {
             self.early_bytes -= before - early_size(&pending.early);
         }
         self.pending
-            .retain(|_, p| fresh(p.created) || !p.early.is_empty());
+            .retain(|_, p| fresh(p.created) || !p.early.is_empty() || p.errors.limiting(now));
     }
 }
 

@@ -299,6 +299,26 @@ fn errors_are_limited_to_one_per_second_per_session_except_first_offers() {
 }
 
 #[test]
+fn a_session_without_offer_is_kept_while_its_error_limit_runs() {
+    let start = Instant::now();
+    let mut table = SessionTable::new(1);
+    let s = session(1);
+    assert_eq!(table.route(start, &s, &candidate(1), false), Route::Hold);
+    let unknown = payload(r#"{"v":1,"type":"frobnicate"}"#);
+    let before_expiry = start + EARLY_CANDIDATE_TTL - Duration::from_millis(100);
+    assert_eq!(
+        error_code(table.route(before_expiry, &s, &unknown, false)),
+        ErrorCode::Unsupported
+    );
+    let after_expiry = before_expiry + ERROR_INTERVAL / 2;
+    assert_eq!(
+        table.route(after_expiry, &s, &unknown, false),
+        Route::Drop(Dropped::ErrorRateLimit),
+        "the early candidate expired, but the error limit still holds"
+    );
+}
+
+#[test]
 fn talk_is_routed_only_for_calls_that_send_audio() {
     let now = Instant::now();
     let mut table = SessionTable::new(4);
