@@ -6,13 +6,17 @@
 // the daemon's RSS and CPU% idle, with 1 and with N viewers, for the test
 // source at 720p30, 2 Mb/s. A benchmark: it prints, never asserts.
 //
-//   cargo build --release && node bench/ttff-and-load.mjs [--trials N] [--seconds S] [--viewers N]
+// With --broker-nagle, Mosquitto keeps its default `set_tcp_nodelay false`
+// (the README advises true), to show what that costs.
+//
+//   cargo build --release && node bench/ttff-and-load.mjs [--trials N] [--seconds S] [--viewers N] [--broker-nagle]
 import { freshNames, launchBrowser, mqttRecorder, newCleanup, openViewer, runCleanup, startDaemon, startMosquitto, viewerState, waitFor, waitForFrames } from "../tests/e2e/lib.mjs";
 import { load, option } from "./proc.mjs";
 
 const TRIALS = option("trials", 5);
 const SECONDS = option("seconds", 10);
 const VIEWERS = option("viewers", 10);
+const BROKER_NAGLE = process.argv.includes("--broker-nagle");
 process.env.RUST_LOG = "info,str0m=warn,turn_client_proto=warn,stun_proto=warn,peercam::rtc::driver=debug,peercam::signal::manager=debug";
 const STAGES = ["answer published", "ICE connected", "DTLS connected", "first video frame sent"];
 
@@ -45,7 +49,7 @@ const fmt = (xs) => `median ${median(xs)} ms, p95 ${p95(xs)} ms (${xs.join(", ")
 
 const cleanup = newCleanup();
 try {
-  const broker = await startMosquitto(cleanup);
+  const broker = await startMosquitto(cleanup, { tcpNoDelay: !BROKER_NAGLE });
   const names = freshNames();
   const base = `${names.prefix}/${names.device}`;
   const recorder = await mqttRecorder(cleanup, broker.tcpUrl, [`${base}/status`]);

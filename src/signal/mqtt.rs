@@ -137,7 +137,7 @@ impl MqttLink {
             QoS::AtLeastOnce,
             true,
         ));
-        let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
+        let (client, eventloop) = new_client(options, OUTBOUND_QUEUE);
         let shared = Arc::new(Shared {
             status_topic: topics.status(),
             status: Mutex::new(status),
@@ -352,7 +352,7 @@ pub(crate) fn probe(
         .enable_all()
         .build()?;
     Ok(runtime.block_on(async {
-        let (client, mut eventloop) = AsyncClient::new(options, 4);
+        let (client, mut eventloop) = new_client(options, 4);
         let outcome = tokio::time::timeout(timeout, async {
             loop {
                 match eventloop.poll().await {
@@ -378,6 +378,19 @@ pub(crate) fn probe(
 
 /// Connection options for `config` at `broker_url`: transport, keep-alive,
 /// packet size and credentials.
+/// A client for `options` whose TCP connection sends at once. Each
+/// signaling message holds up a call (the answer above all), and with
+/// Nagle's algorithm on it would wait for the broker's delayed ACK of the
+/// one before it (QoS 1's PUBACK keeps one in flight): measured on
+/// loopback, 36 ms between "answer published" and the answer on the wire.
+fn new_client(options: MqttOptions, queue: usize) -> (AsyncClient, EventLoop) {
+    let (client, mut eventloop) = AsyncClient::new(options, queue);
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    (client, eventloop)
+}
+
 fn connect_options(
     config: &MqttConfig,
     broker_url: &str,

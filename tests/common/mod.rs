@@ -155,7 +155,8 @@ impl Mosquitto {
     }
 
     /// Starts Mosquitto listening on `ip`:`port`, plus the listeners in
-    /// `extra` (its configuration lines, e.g. a TLS listener).
+    /// `extra` (its configuration lines, e.g. a TLS listener), without
+    /// Nagle's delay, as the README advises.
     pub(crate) fn start_with(ip: &str, port: u16, extra: &str) -> Mosquitto {
         let dir = TempDir::new("mosquitto");
         let conf = dir.0.join("mosquitto.conf");
@@ -163,7 +164,7 @@ impl Mosquitto {
             &conf,
             format!(
                 "user root\npersistence false\nper_listener_settings false\n\
-                 allow_anonymous true\nlistener {port} {ip}\n{extra}\n"
+                 set_tcp_nodelay true\nallow_anonymous true\nlistener {port} {ip}\n{extra}\n"
             ),
         )
         .unwrap();

@@ -113,9 +113,11 @@ export function makeTestCa(cleanup) {
  * with `tls` (from makeTestCa) also a TLS MQTT listener (`tlsUrl`,
  * `mqtts://`) and a WebSocket-over-TLS one (`wssUrl`, `wss://`) with its
  * server certificate. `kill()` SIGKILLs it; `start()` brings it back on
- * the same ports.
+ * the same ports. It sends without Nagle's delay (`set_tcp_nodelay`), as
+ * the README advises for a broker in front of peercam; `tcpNoDelay: false`
+ * keeps Mosquitto's default, for benchmarks that compare the two.
  */
-export async function startMosquitto(cleanup, { extraConfig = "", tls = null } = {}) {
+export async function startMosquitto(cleanup, { extraConfig = "", tls = null, tcpNoDelay = true } = {}) {
   const dir = scratchDir(cleanup);
   const tcpPort = await freePort();
   const wsPort = await freePort();
@@ -126,6 +128,7 @@ export async function startMosquitto(cleanup, { extraConfig = "", tls = null } =
   writeFileSync(conf, [
     "per_listener_settings false",
     "persistence false",
+    `set_tcp_nodelay ${tcpNoDelay}`,
     `user ${userInfo().username}`,
     extraConfig || "allow_anonymous true",
     `listener ${tcpPort} 127.0.0.1`,
