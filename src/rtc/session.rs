@@ -28,6 +28,12 @@ pub(crate) const MAX_REMOTE_CANDIDATES: usize = 64;
 const PATH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest candidate line read: real ones are under 200 bytes.
 pub(crate) const MAX_CANDIDATE_LINE: usize = 1024;
+/// DTLS datagrams kept while ICE has not yet confirmed where they came
+/// from. A browser starts DTLS the moment its own check succeeds, which is
+/// often a moment before the device's check of the same pair does; str0m
+/// refuses those datagrams, and Chromium only resends its ClientHello 50 ms
+/// or more later. Its first flight is two datagrams; more are dropped.
+const MAX_EARLY_DTLS: usize = 4;
 
 /// What every session of the device shares: its timers, its audio, and one
 /// DTLS certificate (made once: making one per offer costs milliseconds of
@@ -298,6 +304,9 @@ pub(crate) struct Session {
     /// Whether ICE connected, and video went out, at least once.
     ice_connected: bool,
     video_sent: bool,
+    /// DTLS datagrams (source, destination, bytes) that arrived before ICE
+    /// confirmed their source: fed in once it does, or never.
+    early_dtls: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
 impl Session {
@@ -362,6 +371,7 @@ impl Session {
             heard: false,
             ice_connected: false,
             video_sent: false,
+            early_dtls: Vec::new(),
         };
         session.settle(now);
         for mid in mids {
@@ -517,8 +527,33 @@ impl Session {
         destination: SocketAddr,
         contents: &[u8],
     ) {
-        let Ok(contents) = contents.try_into() else {
+        if !self.receive(now, source, destination, contents) {
+            if is_dtls(contents) && !self.connected && self.early_dtls.len() < MAX_EARLY_DTLS {
+                self.early_dtls
+                    .push((source, destination, contents.to_vec()));
+            }
             return;
+        }
+        if !self.early_dtls.is_empty() {
+            let early = std::mem::take(&mut self.early_dtls);
+            for (source, destination, contents) in early {
+                if !self.receive(now, source, destination, &contents) && !self.connected {
+                    self.early_dtls.push((source, destination, contents));
+                }
+            }
+        }
+    }
+
+    /// Feeds one datagram if str0m takes it as this call's; returns whether it did.
+    fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let Ok(contents) = contents.try_into() else {
+            return false;
         };
         let input = Input::Receive(
             now,
@@ -529,14 +564,16 @@ impl Session {
                 contents,
             },
         );
-        if self.rtc.accepts(&input) {
-            self.last_heard = now;
-            if !self.heard {
-                self.heard = true;
-                self.queued.push_back(SessionOutput::Heard);
-            }
-            self.feed(input);
+        if !self.rtc.accepts(&input) {
+            return false;
         }
+        self.last_heard = now;
+        if !self.heard {
+            self.heard = true;
+            self.queued.push_back(SessionOutput::Heard);
+        }
+        self.feed(input);
+        true
     }
 
     /// Advances timers to `now`.
@@ -758,6 +795,11 @@ impl Session {
             self.ended = Some(reason);
         }
     }
+}
+
+/// Whether `datagram` is DTLS, by its first byte (RFC 7983: 20 to 63).
+fn is_dtls(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| (20..=63).contains(b))
 }
 
 /// Writes `data` on the m-line `(mid, pt)` at RTP time `time`, unless that
