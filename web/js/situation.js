@@ -26,7 +26,7 @@ export function stateLabel(state) {
  * - `link`: the page has a doorbell or broker to use;
  * - `broker`: "none", "connecting", "up", "reconnecting" (it was up and
  *   the link or the network dropped) or "down" (never reached);
- * - `brokerUrl`, `error` (`{ code, message }` or null), `state` (the page's);
+ * - `brokerUrl`, `error` (`{ code, message }`, a note without `code`, or null), `state` (the page's);
  * - `device`: null when none is chosen, else `{ name, known, online }`
  *   (`known`: it announced itself), and `offline`: the sentence saying
  *   since when it is offline (presence.js `offlineText`).
@@ -38,7 +38,7 @@ export function situation({ network, link, broker, brokerUrl, error, state, devi
   if (!link) {
     return { kind: "setup", title: "No doorbell yet.", advice: "Open the pairing link from `peercam pair` on this phone, or connect to a broker manually below." };
   }
-  if (error && !["broker", "offline"].includes(error.code)) return null;
+  if (error?.code && !["broker", "offline"].includes(error.code)) return null;
   if (broker === "reconnecting" || state === "reconnecting") {
     return { kind: "reconnecting", title: "Reconnecting after a network change…", advice: "Nothing to do: the picture comes back by itself. If it does not within a minute, check this phone's network." };
   }
