@@ -400,7 +400,7 @@ export function createView(doc, actions) {
    * moves to Answer; it closes by itself after RING_SHOW_MS, as dismissed.
    */
   function showCallScreen({ title, text }) {
-    ui.ringTitle.textContent = `🔔 ${title}`;
+    ui.ringTitle.textContent = title;
     ui.ringText.textContent = text;
     clearTimeout(ringTimer);
     ringTimer = setTimeout(() => actions.dismiss(), RING_SHOW_MS);
