@@ -165,11 +165,11 @@ function renderSituation() {
   view.renderSituation(viewer.situation);
 }
 
-/** An error: said on the picture, unless the situation line already says it. */
+/** An error (or, without `code`, a note): said on the picture, unless the situation line already says it. */
 function showError(code, message) {
   viewer.error = { code, message };
   if (SITUATION_ERRORS.includes(code)) view.hideError();
-  else view.showError(message);
+  else view.showError(message, !code);
   renderSituation();
 }
 

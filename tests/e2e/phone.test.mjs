@@ -18,6 +18,8 @@ const ARTIFACTS = process.env.PEERCAM_ARTIFACTS ?? new URL("../../target/e2e-art
 const AXE = new URL("./node_modules/axe-core/axe.min.js", import.meta.url).pathname;
 
 const PHONE = { isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+/** The other phone widths the layout must fit, checked on the 360x740 phone. */
+const OTHER_WIDTHS = [320, 430];
 const SIZES = [
   { name: "360x740", viewport: { width: 360, height: 740 }, ...PHONE },
   { name: "390x844", viewport: { width: 390, height: 844 }, ...PHONE },
@@ -225,16 +227,36 @@ e2eTest("the viewer as a doorbell app: phone sizes, the call screen, answer and 
     await phone.context.close();
   });
 
-  for (const size of [SIZES[0], SIZES[2]]) {
-    await t.test(`${size.name}: decodes, fits the screen, talk control on the first screen`, async () => {
-      const { context, page: other } = await openPhone(browser, link, size);
-      await decoding(other);
-      await assertNoOverflow(other, size.name);
-      await assertTalkOnFirstScreen(other, size.name);
-      await screenshot(other, size.name);
-      await context.close();
-    });
-  }
+  await t.test("360x740 (and 320 and 430 px wide): decodes, fits the screen, talk control on the first screen", async () => {
+    const { context, page: small } = await openPhone(browser, link, SIZES[0]);
+    await decoding(small);
+    await assertNoOverflow(small, "360x740");
+    await assertTalkOnFirstScreen(small, "360x740");
+    await screenshot(small, "360x740");
+    for (const width of OTHER_WIDTHS) {
+      await small.setViewportSize({ width, height: SIZES[0].viewport.height });
+      await waitFor(`a ${width} px window`, () => small.evaluate((w) => window.innerWidth === w, width), 5000);
+      await assertNoOverflow(small, `${width}x740`);
+      await assertTalkOnFirstScreen(small, `${width}x740`);
+    }
+    await context.close();
+  });
+
+  await t.test("1280x800: decodes, fits; the stats overlay is hidden by its toggle, and stays hidden on the next visit", async () => {
+    const { context, page: desktop } = await openPhone(browser, link, SIZES[2]);
+    await decoding(desktop);
+    await assertNoOverflow(desktop, "1280x800");
+    await assertTalkOnFirstScreen(desktop, "1280x800");
+    await screenshot(desktop, "1280x800");
+    assert.ok(await desktop.isVisible("#stats"));
+    await desktop.click("#stats-toggle");
+    assert.equal(await desktop.getAttribute("#stats-toggle", "aria-pressed"), "false");
+    assert.ok(await desktop.isHidden("#stats"));
+    await desktop.reload();
+    await decoding(desktop);
+    assert.ok(await desktop.isHidden("#stats"), "remembered");
+    await context.close();
+  });
 
   const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
   console.log([

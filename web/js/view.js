@@ -209,8 +209,10 @@ export function createView(doc, actions) {
     ui.rings.hidden = lines.length === 0;
   }
 
-  function showError(message) {
+  /** Says `message` on the picture: in red, or plainly for a `note` (a call that ended normally). */
+  function showError(message, note = false) {
     ui.error.textContent = message;
+    ui.error.classList.toggle("note", note);
     ui.error.hidden = false;
   }
 
