@@ -77,8 +77,11 @@ const presence = new Presence(storage);
 const view = createView(document, {
   connect: connectFromForm,
   select: selectDevice,
-  call: startCall,
-  hangup,
+  call: watch,
+  hangup: () => {
+    leaveRingCall();
+    hangup();
+  },
   talk: (event) => liveCall()?.talkInput(event) ?? false,
   mute,
   openPaired,
@@ -547,17 +550,18 @@ function showCallScreen(ring) {
 /**
  * Answer: the call screen closes onto the call, with the doorbell's sound
  * on and the talk control focused. A ring from another doorbell than the
- * one on screen switches to it; a call that is not running is placed.
+ * one on screen switches to it; a call that is not running (nor about to
+ * be placed by the link) is placed.
  */
 function answer() {
   const ring = viewer.ringShown;
   viewer.ringShown = null;
-  viewer.ringCall = false;
+  leaveRingCall();
   view.closeCallScreen({ toTalk: true });
   const switching = ring && ring.device !== viewer.selected && viewer.link?.prefix === ring.prefix;
   if (switching) selectDevice(ring.device);
   viewer.userMuted = false;
-  if (switching || !liveCall()) startCall();
+  if (switching || (!liveCall() && !viewer.link?.auto)) startCall();
   else mute(false);
 }
 
@@ -565,10 +569,22 @@ function answer() {
 function dismissRing() {
   viewer.ringShown = null;
   view.closeCallScreen();
-  if (!viewer.ringCall) return;
+  if (!leaveRingCall()) return;
+  if (liveCall()) hangup();
+}
+
+/** The user took over from the ring: its call is no longer a ring's, nor muted for it. Whether there was one. */
+function leaveRingCall() {
+  if (!viewer.ringCall) return false;
   viewer.ringCall = false;
   viewer.userMuted = false;
-  if (liveCall()) hangup();
+  return true;
+}
+
+/** Watch: the user's own call, with sound. */
+function watch() {
+  leaveRingCall();
+  startCall();
 }
 
 /** A ring notification was clicked: the call screen again, for the latest ring. */
