@@ -256,12 +256,12 @@ function brokerHandlers(link) {
   };
 }
 
-/** The broker's cameras; listed unless every one is among the paired doorbells, which list them already. */
+/** The broker's cameras; listed while there is a broker, unless every one is among the paired doorbells, which list them already. */
 function renderDevices() {
   const prefix = viewer.link?.prefix;
   const listed = devices().sort((a, b) => a.id.localeCompare(b.id)).map((device) => ({ ...device, paired: !!paired.find(prefix, device.id) }));
   const pairedOnly = paired.list().length > 0 && listed.every((device) => device.paired);
-  view.renderDevices(listed, viewer.selected, !pairedOnly);
+  view.renderDevices(listed, viewer.selected, !!viewer.link && !pairedOnly);
   renderPaired();
   setState(viewer.state);
 }
@@ -670,6 +670,7 @@ function start(link) {
   viewer.broker = null;
   viewer.brokerState = "none";
   viewer.link = link;
+  view.setStageShown(!!link);
   renderDevices();
   if (!link) {
     view.fillForm({ broker: defaultBrokerUrl(location) });

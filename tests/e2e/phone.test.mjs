@@ -258,6 +258,21 @@ e2eTest("the viewer as a doorbell app: phone sizes, the call screen, answer and 
     await context.close();
   });
 
+  await t.test("a phone with no pairing: Connect manually is open and the page says what to do; offline, it says so", async () => {
+    const { context, page: fresh } = await openPhone(browser, daemon.url, SIZES[1]);
+    const opened = await fresh.evaluate(() => ({ manual: document.getElementById("manual").open, situation: window.peercamViewer.situation }));
+    assert.equal(opened.manual, true);
+    assert.equal(opened.situation.kind, "setup");
+    assert.match(opened.situation.advice, /pairing link/);
+    await assertNoOverflow(fresh, "390x844, no pairing");
+    await screenshot(fresh, "390x844-setup");
+    await assertAccessible(fresh, "390x844, no pairing, form open");
+    await context.setOffline(true);
+    await waitFor("the page to see the network gone", async () => (await fresh.evaluate(() => window.peercamViewer.situation.kind)) === "network-offline", 5000);
+    assert.match(await fresh.textContent("#situation"), /This phone is offline/);
+    await context.close();
+  });
+
   const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
   console.log([
     "phone viewer (sealed, 320x240 test source, loopback):",

@@ -194,6 +194,11 @@ export function createView(doc, actions) {
     ui.situationAdvice.textContent = situation?.advice ?? "";
   }
 
+  /** Shows the picture, or hides it while there is nothing to show it from (no doorbell, no broker: the form comes first). */
+  function setStageShown(shown) {
+    ui.stage.hidden = !shown;
+  }
+
   /** Opens or closes the "Connect manually" disclosure. */
   function setManualOpen(open) {
     ui.manual.open = open;
@@ -476,6 +481,7 @@ export function createView(doc, actions) {
     renderPaired,
     renderRings,
     setManualOpen,
+    setStageShown,
     formValues,
     fillForm,
     attachTrack,
