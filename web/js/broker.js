@@ -2,7 +2,7 @@
 // script's `window.mqtt`), keeps the list of devices from their retained
 // `P/D/status`, and hands each call the messages of its own topic.
 
-import { statusFilter, statusUpdate } from "./protocol.js";
+import { eventFilter, eventUpdate, statusFilter, statusUpdate } from "./protocol.js";
 
 const MQTT_PROTOCOL_VERSION = 4;
 const RECONNECT_PERIOD_MS = 2000;
@@ -17,7 +17,10 @@ const STATUS_REFRESH_WAIT_MS = 1500;
  * One broker connection for one prefix. `handlers` are told of it:
  * `ready()` once the status subscription is in place (after every
  * reconnect), `refused(error)` when the broker refuses it, `error(error)`,
- * `offline()`, and `devices()` after every status message.
+ * `offline()`, `reconnecting()` at each new attempt to connect,
+ * `devices()` after every status message, and `event(deviceId, event)`
+ * for each device event on `P/D/event` (rings reach a page that is in no
+ * call that way).
  */
 export class BrokerLink {
   /** `connect` is mqtt.js's `connect` unless a test passes its own. */
@@ -43,6 +46,7 @@ export class BrokerLink {
     this.client.on("connect", () => this.subscribeStatus());
     this.client.on("error", (err) => this.notify("error", err));
     this.client.on("offline", () => this.notify("offline"));
+    this.client.on("reconnect", () => this.notify("reconnecting"));
     this.client.on("message", (topic, payload) => this.onMessage(topic, payload));
   }
 
@@ -56,20 +60,32 @@ export class BrokerLink {
     if (!this.ended) this.handlers[name](...args);
   }
 
-  /** (Re)subscribes to every device's status; the broker resends the retained ones. */
+  /**
+   * (Re)subscribes to every device's status (the broker resends the
+   * retained ones) and events. Events are a bonus: a broker that refuses
+   * them leaves rings to the calls, which get them too.
+   */
   subscribeStatus() {
     const filter = statusFilter(this.prefix);
     this.client.subscribe(filter, { qos: QOS }, (err) => {
       if (err) this.notify("refused", new Error(`The broker refused the subscription to ${filter}: ${err.message}`));
       else this.notify("ready");
     });
+    this.client.subscribe(eventFilter(this.prefix), { qos: QOS }, (err, granted) => {
+      if (err || granted?.some((g) => g.qos === SUBSCRIPTION_REFUSED)) console.warn("peercam: no device events from the broker; rings come through calls only", err);
+    });
   }
 
-  /** A message: to the call whose topic it is, else maybe a device status. */
+  /** A message: to the call whose topic it is, else maybe a device event or status. */
   onMessage(topic, payload) {
     const route = this.routes.get(topic);
     if (route) {
       route(payload);
+      return;
+    }
+    const event = eventUpdate(this.prefix, topic, payload);
+    if (event) {
+      this.notify("event", event.id, event.event);
       return;
     }
     const update = statusUpdate(this.prefix, topic, payload);

@@ -131,3 +131,15 @@ export function holderText(state) {
   if (state?.holder) return `${state.holder} is talking`;
   return "nobody is talking";
 }
+
+/**
+ * The talk button's words: how to talk, that we are asking, that we talk
+ * (and how to stop: release a held press, tap again after a tap), or who
+ * else talks.
+ */
+export function talkButtonText(state) {
+  if (state?.holding) return state.pressedAt === null ? "You are talking · tap to stop" : "You are talking · release to stop";
+  if (state?.want) return "Asking to talk…";
+  if (state?.holder) return `${state.holder} is talking`;
+  return "Hold to talk";
+}

@@ -113,3 +113,12 @@ export function pairedLabel(entry) {
   const device = entry.label ? `${entry.label} (${entry.device})` : entry.device;
   return entry.name ? `${device} · as ${entry.name}` : device;
 }
+
+/** The words for a paired doorbell's presence: "online", "offline", or null when this page cannot tell (another broker, not seen yet). */
+const PRESENCE_WORDS = { online: "online", offline: "offline" };
+
+/** A paired doorbell's line in the list: its label (pairedLabel) and, when known, whether it is online. */
+export function pairedLine(entry, presence) {
+  const word = PRESENCE_WORDS[presence];
+  return word ? `${pairedLabel(entry)} · ${word}` : pairedLabel(entry);
+}

@@ -23,10 +23,15 @@ export function statusFilter(prefix) {
   return `${prefix}/+/status`;
 }
 
-/** The device id of a status topic under `prefix`, or null when `topic` is not one. */
-function deviceIdOfStatusTopic(prefix, topic) {
-  if (!topic.startsWith(prefix + "/") || !topic.endsWith("/status")) return null;
-  const id = topic.slice(prefix.length + 1, -"/status".length);
+/** The filter matching every device's events (rings, talk floor changes) under `prefix`. */
+export function eventFilter(prefix) {
+  return `${prefix}/+/event`;
+}
+
+/** The device id of a `leaf` topic (`status`, `event`) under `prefix`, or null when `topic` is not one. */
+function deviceIdOfTopic(prefix, topic, leaf) {
+  if (!topic.startsWith(prefix + "/") || !topic.endsWith(`/${leaf}`)) return null;
+  const id = topic.slice(prefix.length + 1, -(leaf.length + 1));
   return DEVICE_ID.test(id) ? id : null;
 }
 
@@ -81,7 +86,7 @@ export function decodeSessionMessage(payload) {
  * `online` only when its status says so.
  */
 export function statusUpdate(prefix, topic, payload) {
-  const id = deviceIdOfStatusTopic(prefix, topic);
+  const id = deviceIdOfTopic(prefix, topic, "status");
   if (id === null) return null;
   if (payload.length === 0) return { id, device: null };
   const status = parseObject(payload);
@@ -129,4 +134,17 @@ export function iceUfrag(sdp) {
 /** The ICE servers an `ice-servers` reply carries, or `fallback` when it carries no list. */
 export function iceServersFrom(servers, fallback) {
   return Array.isArray(servers) ? servers : fallback;
+}
+
+/**
+ * A device event on `topic` as `{ id, event }`, or null when it is no v1
+ * event object under `prefix` (ignored). Events there are unsealed, for
+ * integrations: anyone on the broker can publish one.
+ */
+export function eventUpdate(prefix, topic, payload) {
+  const id = deviceIdOfTopic(prefix, topic, "event");
+  if (id === null) return null;
+  const event = parseObject(payload);
+  if (!event || event.v !== PROTOCOL_VERSION || typeof event.type !== "string") return null;
+  return { id, event };
 }

@@ -104,3 +104,12 @@ export function describeStats(s, glassMs = null) {
   }
   return lines.join("\n");
 }
+
+/**
+ * The overlay's one line, what matters most first (picture, network, then
+ * timing and audio), so a narrow screen that cuts it keeps the start: the
+ * same facts as describeStats, joined by " · ".
+ */
+export function describeStatsLine(s, glassMs = null) {
+  return describeStats(s, glassMs).split("\n").join(" · ");
+}

@@ -1,10 +1,19 @@
 // The page: every DOM access of the viewer. It renders what app.js tells
-// it and turns the user's clicks and keys into `actions`.
+// it and turns the user's clicks, taps and keys into `actions`. Laid out
+// phone first: the picture full width, the call controls in a bar at the
+// bottom, a ring as a full-screen call screen (a modal dialog the live
+// picture moves into).
 
 import { blockSide, readStamp } from "./glass.js";
 
-/** How long a doorbell alert stays up (a new ring restarts it). */
-const RING_SHOW_MS = 30000;
+/** How long the call screen waits for Answer before it closes as if dismissed: about as long as a visitor waits at a door. */
+const RING_SHOW_MS = 60000;
+
+/** Vibration patterns (ms on, off, on…): a ring's double buzz, a short tick when the floor is ours, a shorter one when it is let go. */
+const BUZZ = { ring: [300, 150, 300], talking: [40], stopped: [15] };
+
+/** A tap on the picture goes full screen where the screen is a phone held sideways. */
+const LANDSCAPE_TOUCH = "(orientation: landscape) and (pointer: coarse)";
 
 /** At most one glass stamp read this often: a few a second keep the CPU low. */
 const GLASS_EVERY_MS = 250;
@@ -24,17 +33,14 @@ export function deviceLabel(device) {
     : `${label} · offline${paired}`;
 }
 
-/** `HH:MM:SS` in local time. */
-export function clock(date) {
-  return [date.getHours(), date.getMinutes(), date.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
-}
-
 /**
  * Binds the page in `doc`. `actions` are what the user can do:
  * `connect()` (the broker form was submitted), `select(deviceId)`,
  * `call()`, `hangup()`, `talk(floorEvent)`, `mute(muted)`,
- * `openPaired(prefix, deviceId)` and `forget()` (the doorbell on screen,
- * once the user confirmed).
+ * `openPaired(prefix, deviceId)`, `forget()` (the doorbell on screen,
+ * once the user confirmed), `showStats(shown)`, and on the call screen
+ * `answer()`, `dismiss()` and `openRing()` (a ring notification was
+ * clicked).
  */
 export function createView(doc, actions) {
   const $ = (id) => doc.getElementById(id);
@@ -58,22 +64,38 @@ export function createView(doc, actions) {
     unmute: $("unmute"),
     audioNote: $("audio-note"),
     ring: $("ring"),
+    ringTitle: $("ring-title"),
     ringText: $("ring-text"),
+    ringStage: $("ring-stage"),
     ringDismiss: $("ring-dismiss"),
+    answer: $("answer"),
     notify: $("notify"),
     paired: $("paired"),
     pairedList: $("paired-list"),
     forget: $("forget"),
+    cameras: $("cameras"),
+    rings: $("rings"),
+    ringList: $("ring-list"),
+    manual: $("manual"),
+    situation: $("situation"),
+    situationTitle: $("situation-title"),
+    situationAdvice: $("situation-advice"),
+    stage: $("stage"),
+    statsToggle: $("stats-toggle"),
+    fullscreen: $("fullscreen"),
   };
   const win = doc.defaultView;
   let ringTimer = null;
+  let statsShown = true;
 
   // ---- the device list: a listbox whose selection follows the keyboard focus ----
 
   const options = () => [...ui.devices.querySelectorAll("[role=option]")];
   const activeOption = () => ui.devices.querySelector("[role=option].active");
 
-  function renderDevices(devices, selectedId) {
+  /** The cameras the broker lists; the list shows unless `shown` is false (every one is already among the paired doorbells). */
+  function renderDevices(devices, selectedId, shown = true) {
+    ui.cameras.hidden = !shown;
     const existing = new Map(options().map((li) => [li.dataset.id, li]));
     const items = devices.map((device) => {
       const li = existing.get(device.id) ?? newOption(device.id);
@@ -124,13 +146,18 @@ export function createView(doc, actions) {
 
   // ---- paired doorbells ----
 
-  /** The paired doorbells (`{ prefix, device, label, current }`), and the forget button when the one on screen is paired. */
+  /**
+   * The paired doorbells (`{ prefix, device, label, presence, current }`,
+   * `presence` one of "online", "offline" or null when unknown), and the
+   * forget button when the one on screen is paired.
+   */
   function renderPaired(entries, canForget) {
     ui.pairedList.replaceChildren(...entries.map((entry) => {
       const li = doc.createElement("li");
       const button = doc.createElement("button");
       button.type = "button";
       button.textContent = entry.label;
+      if (entry.presence) button.dataset.presence = entry.presence;
       if (entry.current) button.setAttribute("aria-current", "true");
       button.addEventListener("click", () => actions.openPaired(entry.prefix, entry.device));
       li.append(button);
@@ -146,15 +173,51 @@ export function createView(doc, actions) {
 
   // ---- state, errors, the form ----
 
-  function renderState(state, { canCall, canHangup }) {
-    ui.state.textContent = state;
+  /** The state badge (`label`), and Watch or, in a call, Hang up. */
+  function renderState(state, { label, canCall, canHangup }) {
+    ui.state.textContent = label;
     ui.state.dataset.state = state;
     ui.call.disabled = !canCall;
     ui.hangup.disabled = !canHangup;
+    const swap = ui.call.hidden !== canHangup;
+    const focused = doc.activeElement;
+    ui.call.hidden = canHangup;
+    ui.hangup.hidden = !canHangup;
+    if (swap && (focused === ui.call || focused === ui.hangup)) (canHangup ? ui.hangup : ui.call).focus();
   }
 
-  function showError(message) {
+  /** The line under the header: what is going on and what to do (situation.js), or nothing. */
+  function renderSituation(situation) {
+    ui.situation.hidden = !situation;
+    ui.situation.dataset.kind = situation?.kind ?? "";
+    ui.situationTitle.textContent = situation?.title ?? "";
+    ui.situationAdvice.textContent = situation?.advice ?? "";
+  }
+
+  /** Shows the picture, or hides it while there is nothing to show it from (no doorbell, no broker: the form comes first). */
+  function setStageShown(shown) {
+    ui.stage.hidden = !shown;
+  }
+
+  /** Opens or closes the "Connect manually" disclosure. */
+  function setManualOpen(open) {
+    ui.manual.open = open;
+  }
+
+  /** The recent rings, newest first, as their lines (rings.js `ringLine`). */
+  function renderRings(lines) {
+    ui.ringList.replaceChildren(...lines.map((line) => {
+      const li = doc.createElement("li");
+      li.textContent = line;
+      return li;
+    }));
+    ui.rings.hidden = lines.length === 0;
+  }
+
+  /** Says `message` on the picture: in red, or plainly for a `note` (a call that ended normally). */
+  function showError(message, note = false) {
     ui.error.textContent = message;
+    ui.error.classList.toggle("note", note);
     ui.error.hidden = false;
   }
 
@@ -220,11 +283,12 @@ export function createView(doc, actions) {
     );
   }
 
-  /** The talk button, the mute buttons and the audio lines. */
-  function renderAudio({ talkable, want, holding, holder, sound, soundBlocked, note }) {
+  /** The talk button (`talkText` on it), the mute buttons and the audio lines. */
+  function renderAudio({ talkable, want, holding, holder, talkText, sound, soundBlocked, note }) {
     ui.talk.disabled = !talkable;
     ui.talk.setAttribute("aria-pressed", String(want));
     ui.talk.classList.toggle("live", holding);
+    ui.talk.textContent = talkText;
     ui.talkHolder.textContent = holder;
     ui.mute.disabled = !sound;
     ui.mute.textContent = sound && ui.video.muted ? "Unmute" : "Mute";
@@ -281,8 +345,37 @@ export function createView(doc, actions) {
 
   function renderStats(text) {
     ui.stats.textContent = text;
-    ui.stats.hidden = false;
+    ui.stats.hidden = !statsShown;
   }
+
+  /** Shows or hides the stats overlay; its toggle says which. */
+  function setStatsShown(shown) {
+    statsShown = shown;
+    ui.statsToggle.setAttribute("aria-pressed", String(shown));
+    ui.stats.hidden = !shown || ui.stats.textContent === "";
+  }
+
+  ui.statsToggle.addEventListener("click", () => actions.showStats(!statsShown));
+
+  // ---- full screen: the stage, from its button or a tap on a phone held sideways ----
+
+  function toggleFullscreen() {
+    if (doc.fullscreenElement) doc.exitFullscreen().catch(() => {});
+    else ui.stage.requestFullscreen?.().catch((e) => console.warn("peercam: full screen", e));
+  }
+
+  function renderFullscreen() {
+    const on = doc.fullscreenElement === ui.stage;
+    ui.fullscreen.textContent = on ? "Exit full screen" : "Full screen";
+    ui.fullscreen.hidden = !doc.fullscreenEnabled;
+  }
+
+  ui.fullscreen.addEventListener("click", toggleFullscreen);
+  ui.video.addEventListener("click", () => {
+    if (win.matchMedia(LANDSCAPE_TOUCH).matches) toggleFullscreen();
+  });
+  doc.addEventListener("fullscreenchange", renderFullscreen);
+  renderFullscreen();
 
   // Push-to-talk: see floor.js for what a short and a long press do.
   // Keyboard and assistive-technology clicks (detail 0) toggle.
@@ -303,45 +396,92 @@ export function createView(doc, actions) {
   ui.mute.addEventListener("click", () => actions.mute(!ui.video.muted));
   ui.unmute.addEventListener("click", () => actions.mute(false));
 
-  // ---- doorbell ----
+  // ---- the call screen: a modal dialog the live picture moves into ----
 
-  /** Shows the ring alert for RING_SHOW_MS, and notifies where the user allowed it. */
-  function showRing(event, device) {
-    const at = new Date(event.at);
-    const when = clock(Number.isNaN(at.getTime()) ? new Date() : at);
-    ui.ringText.textContent = `🔔 Someone is at the door (${when})`;
-    ui.ring.hidden = false;
+  const stageHome = { parent: ui.stage.parentNode, next: ui.stage.nextSibling };
+  let focusBefore = null;
+
+  /**
+   * Opens the call screen, or updates it when open: who rang (`title`)
+   * and when (`text`), the live picture, Answer and Dismiss. The focus
+   * moves to Answer; it closes by itself after RING_SHOW_MS, as dismissed.
+   */
+  function showCallScreen({ title, text }) {
+    ui.ringTitle.textContent = title;
+    ui.ringText.textContent = text;
     clearTimeout(ringTimer);
-    ringTimer = setTimeout(dismissRing, RING_SHOW_MS);
+    ringTimer = setTimeout(() => actions.dismiss(), RING_SHOW_MS);
+    if (ui.ring.open) return;
+    focusBefore = ui.ring.contains(doc.activeElement) ? null : doc.activeElement;
+    ui.ringStage.append(ui.stage);
+    resumeVideo();
+    ui.ring.showModal();
+    ui.answer.focus();
+  }
+
+  /** Closes the call screen: the picture goes back, and the focus to the talk control (`toTalk`, after Answer) or where it was. */
+  function closeCallScreen({ toTalk = false } = {}) {
+    clearTimeout(ringTimer);
+    if (!ui.ring.open) return;
+    ui.ring.close();
+    stageHome.parent.insertBefore(ui.stage, stageHome.next);
+    resumeVideo();
+    const target = toTalk ? (ui.talk.disabled ? ui.mute : ui.talk) : focusBefore;
+    if (target?.isConnected && !target.disabled) target.focus();
+    focusBefore = null;
+  }
+
+  /** Plays on a video element that moving across the page paused. */
+  function resumeVideo() {
+    if (ui.video.srcObject && ui.video.paused) ui.video.play().catch(() => {});
+  }
+
+  ui.answer.addEventListener("click", () => actions.answer());
+  ui.ringDismiss.addEventListener("click", () => actions.dismiss());
+  // Escape on a modal dialog: dismissed, through the page, not closed behind its back.
+  ui.ring.addEventListener("cancel", (event) => {
+    event.preventDefault();
+    actions.dismiss();
+  });
+
+  /** A notification of `title`'s ring saying `body`, where the user allowed them; a click on it brings the page and its call screen up. */
+  function notifyRing({ tag, title, body }) {
     if (!("Notification" in win) || win.Notification.permission !== "granted") return;
     try {
-      new win.Notification(device.name || device.id, { body: `Someone is at the door (${when})`, tag: `peercam-ring-${device.id}`, renotify: true });
+      const notification = new win.Notification(title, { body, tag, renotify: true });
+      notification.addEventListener("click", () => {
+        win.focus();
+        notification.close();
+        actions.openRing();
+      });
     } catch (e) {
-      // Chrome on Android only notifies through a service worker; the alert on the page still shows.
+      // Chrome on Android only notifies through a service worker; the call screen on the page still shows.
       console.warn("peercam: notification", e);
     }
   }
 
-  function dismissRing() {
-    clearTimeout(ringTimer);
-    ui.ring.hidden = true;
+  /** Vibrates BUZZ[`what`] where the device can ("ring", "talking", "stopped"). */
+  function buzz(what) {
+    win.navigator.vibrate?.(BUZZ[what]);
   }
 
   /** The notification button shows only while the browser can still ask. */
   function renderNotify() {
     ui.notify.hidden = !("Notification" in win && win.Notification.permission === "default");
   }
-
-  ui.ringDismiss.addEventListener("click", dismissRing);
   ui.notify.addEventListener("click", () => win.Notification.requestPermission().then(renderNotify, renderNotify));
   renderNotify();
 
   return {
     renderState,
+    renderSituation,
     showError,
     hideError,
     renderDevices,
     renderPaired,
+    renderRings,
+    setManualOpen,
+    setStageShown,
     formValues,
     fillForm,
     attachTrack,
@@ -350,9 +490,15 @@ export function createView(doc, actions) {
     playVideo,
     renderAudio,
     renderStats,
+    setStatsShown,
     watchGlass,
-    showRing,
+    showCallScreen,
+    closeCallScreen,
+    notifyRing,
+    buzz,
     get videoMuted() { return ui.video.muted; },
-    get ringVisible() { return !ui.ring.hidden; },
+    get ringVisible() { return ui.ring.open; },
+    /** How far the page reaches past the window's right edge (px; 0 or less: no sideways scrolling). */
+    get overflowPx() { return doc.documentElement.scrollWidth - win.innerWidth; },
   };
 }

@@ -48,7 +48,7 @@ class FakeClient extends EventEmitter {
 function link(options = {}) {
   const heard = [];
   let client;
-  const handlers = Object.fromEntries(["ready", "refused", "error", "offline", "devices"].map((name) => [name, (...args) => heard.push([name, ...args])]));
+  const handlers = Object.fromEntries(["ready", "refused", "error", "offline", "reconnecting", "devices", "event"].map((name) => [name, (...args) => heard.push([name, ...args])]));
   const broker = new BrokerLink({
     url: "ws://b:8083", prefix: "home/cams", username: "alice", password: "", handlers,
     connect: (url, opts) => (client = new FakeClient(url, opts)),
@@ -57,7 +57,7 @@ function link(options = {}) {
   return { broker, client, heard };
 }
 
-test("connects with the login, and subscribes to every status once connected", () => {
+test("connects with the login, and subscribes to every status and event once connected", () => {
   const { broker, client, heard } = link();
   assert.equal(client.url, "ws://b:8083");
   assert.equal(client.options.username, "alice");
@@ -66,17 +66,18 @@ test("connects with the login, and subscribes to every status once connected", (
   assert.equal(client.options.timerVariant, "native", "no blob: worker, which the CSP forbids");
   assert.equal(broker.connected, false);
   client.up();
-  assert.deepEqual(client.subscriptions, [{ topic: "home/cams/+/status", options: { qos: 1 } }]);
+  assert.deepEqual(client.subscriptions, [{ topic: "home/cams/+/status", options: { qos: 1 } }, { topic: "home/cams/+/event", options: { qos: 1 } }]);
   assert.deepEqual(heard, [["ready"]]);
   assert.equal(broker.connected, true);
 });
 
-test("a refused status subscription is reported with the filter", () => {
+test("a refused status subscription is reported with the filter; a refused event subscription is no error", () => {
   const { client, heard } = link();
-  client.suback = () => [new Error("not authorized")];
+  client.suback = (topic) => (topic.endsWith("/status") ? [new Error("not authorized")] : [null, [{ topic, qos: 128 }]]);
   client.up();
   assert.equal(heard[0][0], "refused");
   assert.equal(heard[0][1].message, "The broker refused the subscription to home/cams/+/status: not authorized");
+  assert.equal(heard.length, 1);
 });
 
 test("retained statuses list devices; a cleared one removes its device", () => {
@@ -91,13 +92,29 @@ test("retained statuses list devices; a cleared one removes its device", () => {
   assert.deepEqual(heard.map(([name]) => name), ["ready", "devices", "devices", "devices"]);
 });
 
-test("messages that are no status of this prefix change nothing", () => {
+test("messages that are no status or event of this prefix change nothing", () => {
   const { broker, client, heard } = link();
   client.deliver("other/front/status", '{"v":1,"online":true}');
   client.deliver("home/cams/front/status", '{"v":2,"online":true}');
-  client.deliver("home/cams/front/event", '{"v":1,"type":"ring"}');
+  client.deliver("other/front/event", '{"v":1,"type":"ring"}');
+  client.deliver("home/cams/front/event", '{"v":2,"type":"ring"}');
+  client.deliver("home/cams/front/event", '{"v":1}');
   assert.equal(broker.devices.size, 0);
   assert.deepEqual(heard, []);
+});
+
+test("a device event is handed on with its device; the device list stays as it was", () => {
+  const { broker, client, heard } = link();
+  client.deliver("home/cams/front/event", '{"v":1,"type":"ring","at":"2026-11-23T19:00:00Z"}');
+  assert.deepEqual(heard, [["event", "front", { v: 1, type: "ring", at: "2026-11-23T19:00:00Z" }]]);
+  assert.equal(broker.devices.size, 0);
+});
+
+test("each reconnect attempt is told", () => {
+  const { client, heard } = link();
+  client.emit("offline");
+  client.emit("reconnect");
+  assert.deepEqual(heard, [["offline"], ["reconnecting"]]);
 });
 
 test("a call's topic goes to the call, not the device list", async () => {
@@ -140,8 +157,8 @@ test("refreshing a status subscribes anew and resolves with the device's status 
   client.up();
   client.deliver("home/cams/cam/status", '{"v":1,"online":true,"nonce":"old"}');
   const refreshed = broker.refreshStatus("cam");
-  assert.equal(client.subscriptions.length, 2, "the status filter again, for the broker to resend what it retains");
-  assert.equal(client.subscriptions[1].topic, "home/cams/+/status");
+  assert.equal(client.subscriptions.length, 3, "the status filter again, for the broker to resend what it retains");
+  assert.equal(client.subscriptions[2].topic, "home/cams/+/status");
   client.deliver("home/cams/other/status", '{"v":1,"online":true}');
   client.deliver("home/cams/cam/status", '{"v":1,"online":true,"nonce":"new"}');
   assert.equal((await refreshed).nonce, "new");

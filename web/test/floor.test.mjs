@@ -1,7 +1,7 @@
 // The talk floor: button timing, and what the device's answers and floor events do to it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TOGGLE_PRESS_MS, floorReducer, floorSnapshot, holderText, initialFloor } from "../js/floor.js";
+import { TOGGLE_PRESS_MS, floorReducer, floorSnapshot, holderText, initialFloor, talkButtonText } from "../js/floor.js";
 
 /** Runs `events` from `state`, returning every intermediate state. */
 function run(state, ...events) {
@@ -179,4 +179,17 @@ test("an unknown event is a programming error", () => {
 test("without a call the snapshot is empty", () => {
   assert.deepEqual(floorSnapshot(null), { holding: false, holder: null, lastReply: null, events: [], requesting: false });
   assert.equal(holderText(undefined), "nobody is talking");
+});
+
+test("the talk button says how to talk, that we ask, that we talk and how to stop, or who else talks", () => {
+  const granted = (floor) => floorReducer(floor, { type: "reply", granted: true, holder: "alice" });
+  assert.equal(talkButtonText(null), "Hold to talk");
+  assert.equal(talkButtonText(initialFloor()), "Hold to talk");
+  const pressed = floorReducer(initialFloor(), { type: "press", now: 0 });
+  assert.equal(talkButtonText(pressed), "Asking to talk…");
+  assert.equal(talkButtonText(granted(pressed)), "You are talking · release to stop");
+  const tapped = floorReducer(granted(pressed), { type: "release", now: TOGGLE_PRESS_MS - 1, onButton: true });
+  assert.equal(talkButtonText(tapped), "You are talking · tap to stop");
+  const other = floorReducer(initialFloor(), { type: "changed", event: { holder: "Bob" } });
+  assert.equal(talkButtonText(other), "Bob is talking");
 });

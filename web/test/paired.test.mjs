@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseLink } from "../js/link.js";
-import { PAIRED_STORAGE_KEY, PairedDevices, linkFromPairing, pairedLabel } from "../js/paired.js";
+import { linkFromPairing, PAIRED_STORAGE_KEY, PairedDevices, pairedLabel, pairedLine } from "../js/paired.js";
 
 const KEY_A = "630dcd2966c43366.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const KEY_B = "0123456789abcdef.BBECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
@@ -108,4 +108,11 @@ test("storage that keeps nothing (no item, writes lost) keeps the list in memory
   const paired = new PairedDevices(forgetful);
   paired.remember(front);
   assert.equal(paired.last().device, "front");
+});
+
+test("a paired doorbell's line says whether it is online, when the page can tell", () => {
+  const entry = { device: "front", label: "Front door", name: "alice" };
+  assert.equal(pairedLine(entry, "online"), "Front door (front) · as alice · online");
+  assert.equal(pairedLine(entry, "offline"), "Front door (front) · as alice · offline");
+  assert.equal(pairedLine(entry, null), "Front door (front) · as alice");
 });

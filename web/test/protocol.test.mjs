@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  candidateBody, candidateInit, decodeSessionMessage, encodeBody, iceServersFrom, iceUfrag, parseObject, randomSessionId, sessionTopics, statusFilter, statusUpdate,
+  candidateBody, candidateInit, decodeSessionMessage, encodeBody, eventFilter, eventUpdate, iceServersFrom, iceUfrag, parseObject, randomSessionId, sessionTopics, statusFilter, statusUpdate,
 } from "../js/protocol.js";
 
 const bytes = (text) => new TextEncoder().encode(text);
@@ -87,4 +87,16 @@ test("ICE servers from a reply, or the fallback when it has no list", () => {
   assert.equal(iceServersFrom(turn, fallback), turn);
   assert.equal(iceServersFrom(undefined, fallback), fallback);
   assert.equal(iceServersFrom({ urls: "x" }, fallback), fallback);
+});
+
+test("event topics: the filter, and each v1 event with its device id", () => {
+  assert.equal(eventFilter("home/cams"), "home/cams/+/event");
+  assert.deepEqual(eventUpdate("home/cams", "home/cams/front/event", bytes('{"v":1,"type":"ring","at":"2026-11-23T19:00:00Z"}')), {
+    id: "front", event: { v: 1, type: "ring", at: "2026-11-23T19:00:00Z" },
+  });
+  assert.equal(eventUpdate("home/cams", "home/cams/front/status", bytes('{"v":1,"type":"ring"}')), null);
+  assert.equal(eventUpdate("home/cams", "home/cams/a/b/event", bytes('{"v":1,"type":"ring"}')), null);
+  assert.equal(eventUpdate("home/cams", "home/cams/front/event", bytes('{"v":2,"type":"ring"}')), null);
+  assert.equal(eventUpdate("home/cams", "home/cams/front/event", bytes('{"v":1}')), null);
+  assert.equal(eventUpdate("home/cams", "home/cams/front/event", bytes("ring")), null);
 });

@@ -1,7 +1,7 @@
 // The overlay's numbers from getStats() reports (fixtures shaped like Chromium's).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { describePath, describeStats, emptyStats, readStats } from "../js/stats.js";
+import { describePath, describeStats, describeStatsLine, emptyStats, readStats } from "../js/stats.js";
 
 /** A report as getStats() returns it: stats objects by id. */
 function report(...stats) {
@@ -170,4 +170,13 @@ test("the timing line shows the glass-to-glass estimate while frames carry a sta
   assert.equal(describeStats(stats, 0).split("\n")[2], "connected in 180 ms · first frame 420 ms · 900 frames · glass-to-glass 0 ms");
   assert.equal(describeStats(stats, null).split("\n")[2], "connected in 180 ms · first frame 420 ms · 900 frames");
   assert.equal(describeStats(stats), describeStats(stats, null));
+});
+
+test("the overlay's one line holds every fact, the picture first", () => {
+  const s = { ...emptyStats(), frameWidth: 640, frameHeight: 360, codec: "H264", fps: 30, bitrateKbps: 600, rttMs: 2, iceRestarts: 1 };
+  const line = describeStatsLine(s, 80);
+  assert.ok(!line.includes("\n"));
+  assert.ok(line.startsWith("640×360 H264 · 30 fps · 600 kb/s · RTT 2 ms"), line);
+  assert.match(line, /· 1 ICE restart/);
+  assert.match(line, /glass-to-glass 80 ms$/);
 });

@@ -1,7 +1,7 @@
-// The view's pure parts: how a device is listed and how a ring's time reads.
+// The view's pure part: how a device is listed.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { clock, deviceLabel } from "../js/view.js";
+import { deviceLabel } from "../js/view.js";
 
 test("an online device shows its name, id and viewer count", () => {
   assert.equal(deviceLabel({ id: "front", name: "Front door", online: true, viewers: 1, max_viewers: 4 }), "Front door (front) · 1/4 viewers");
@@ -16,9 +16,4 @@ test("a device this browser is paired with says so", () => {
 
 test("an offline device says so instead of counting viewers", () => {
   assert.equal(deviceLabel({ id: "back", name: "Back", online: false, viewers: 3 }), "Back (back) · offline");
-});
-
-test("ring times read as local HH:MM:SS", () => {
-  assert.equal(clock(new Date(2026, 10, 23, 9, 5, 7)), "09:05:07");
-  assert.equal(clock(new Date(2026, 10, 23, 23, 59, 0)), "23:59:00");
 });
