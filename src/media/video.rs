@@ -524,7 +524,20 @@ fn install_callbacks(
     timeline: Arc<AtomicU64>,
     last_frame: Arc<Mutex<Option<Instant>>>,
 ) {
-    let gate = Mutex::new(KeyframeGate::new(KEYFRAME_COALESCE));
+    let gate = Arc::new(Mutex::new(KeyframeGate::new(KEYFRAME_COALESCE)));
+    fanout.on_keyframe_wanted({
+        let gate = Arc::clone(&gate);
+        let sink = sink.downgrade();
+        move || {
+            let due = gate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .should_force(true, Instant::now());
+            if due && let Some(sink) = sink.upgrade() {
+                force_key_unit(&sink);
+            }
+        }
+    });
     // The first frame's PTS and arrival: later frames are timed from it.
     let first = Mutex::new(None::<(gst::ClockTime, Instant)>);
     let previous = timeline.load(Ordering::Relaxed);
@@ -566,16 +579,24 @@ fn install_callbacks(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .should_force(wanted, now);
-                if force && let Some(pad) = sink.static_pad("sink") {
-                    let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-                        .all_headers(true)
-                        .build();
-                    pad.push_event(event);
+                if force {
+                    force_key_unit(sink);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
+}
+
+/// Asks the encoder upstream of `sink` for a keyframe with its parameter
+/// sets, from its next frame on.
+fn force_key_unit(sink: &gst_app::AppSink) {
+    if let Some(pad) = sink.static_pad("sink") {
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        pad.push_event(event);
+    }
 }
 
 #[cfg(test)]
@@ -741,8 +762,11 @@ mod tests {
         let waited = std::iter::from_fn(|| early.try_recv())
             .take_while(|f| f.pts_90khz < first.pts_90khz)
             .count();
+        // Asked for at once, the keyframe is the next frame the encoder
+        // starts (one may already be inside it): not the periodic one, and
+        // not one frame later, as when the request waited for a frame out.
         assert!(
-            waited < 30,
+            waited <= 1,
             "the late viewer waited {waited} frames for its keyframe"
         );
     }
