@@ -138,14 +138,10 @@ impl<T: Frame> Fanout<T> {
     }
 
     fn request_keyframe_for(&self, id: u64) {
-        let found = match self.lock().list.iter_mut().find(|s| s.id == id) {
-            Some(sub) => {
-                sub.awaiting_keyframe = true;
-                true
-            }
-            None => false,
-        };
-        if found {
+        let found = self.lock().list.iter_mut().find(|s| s.id == id).map(|sub| {
+            sub.awaiting_keyframe = true;
+        });
+        if found.is_some() {
             self.keyframe_wanted();
         }
     }

@@ -376,8 +376,6 @@ pub(crate) fn probe(
     }))
 }
 
-/// Connection options for `config` at `broker_url`: transport, keep-alive,
-/// packet size and credentials.
 /// A client for `options` whose TCP connection sends at once. Each
 /// signaling message holds up a call (the answer above all), and with
 /// Nagle's algorithm on it would wait for the broker's delayed ACK of the
@@ -391,6 +389,8 @@ fn new_client(options: MqttOptions, queue: usize) -> (AsyncClient, EventLoop) {
     (client, eventloop)
 }
 
+/// Connection options for `config` at `broker_url`: transport, keep-alive,
+/// packet size and credentials.
 fn connect_options(
     config: &MqttConfig,
     broker_url: &str,
