@@ -3,7 +3,6 @@
 //! when dropped.
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -45,10 +44,15 @@ impl Drop for TempDir {
 }
 
 /// The daemon under test; killed when dropped, its log printed if the test failed.
+/// Its log goes to a file, so a test can read it while the daemon runs and
+/// a chatty daemon never blocks on a full pipe.
 pub(crate) struct Daemon {
     pub(crate) child: Child,
     pub(crate) dir: TempDir,
 }
+
+/// The daemon's log file, in its scratch directory.
+const DAEMON_LOG: &str = "daemon.log";
 
 impl Daemon {
     /// Runs `peercam run` on `config` (TOML text) with extra environment `env`.
@@ -61,6 +65,7 @@ impl Daemon {
         let dir = TempDir::new("daemon");
         let path = dir.0.join("peercam.toml");
         std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.0.join(DAEMON_LOG)).unwrap();
         let program = env!("CARGO_BIN_EXE_peercam");
         let mut command = match wrapper.split_first() {
             Some((first, rest)) => {
@@ -76,7 +81,7 @@ impl Daemon {
             .env("RUST_LOG", "info,turn_client_proto=warn,stun_proto=warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         Daemon { child, dir }
@@ -105,11 +110,17 @@ impl Daemon {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
-        let mut log = String::new();
-        if let Some(stderr) = self.child.stderr.as_mut() {
-            let _ = stderr.read_to_string(&mut log);
-        }
-        log
+        self.log()
+    }
+
+    /// The file the daemon logs to (its stderr).
+    pub(crate) fn log_file(&self) -> PathBuf {
+        self.dir.0.join(DAEMON_LOG)
+    }
+
+    /// What the daemon has logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
     }
 
     /// The daemon's resident memory now, in KiB.
@@ -128,11 +139,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let mut log = String::new();
-            if let Some(stderr) = self.child.stderr.as_mut() {
-                let _ = stderr.read_to_string(&mut log);
-            }
-            eprintln!("--- daemon log ---\n{log}");
+            eprintln!("--- daemon log ---\n{}", self.log());
         }
     }
 }

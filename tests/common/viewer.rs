@@ -232,6 +232,9 @@ pub(crate) struct Viewer {
     pub(crate) candidate_times: Vec<(String, Duration)>,
     /// When the latest answer arrived.
     answered: Option<Instant>,
+    /// Access units that arrived beyond what the last receive asked for
+    /// (one datagram can complete several); the next receive starts with them.
+    held: Vec<Vec<u8>>,
 }
 
 impl Viewer {
@@ -262,6 +265,7 @@ impl Viewer {
                 candidates,
                 candidate_times: Vec::new(),
                 answered: None,
+                held: Vec::new(),
             },
             offer,
             pending,
@@ -307,7 +311,7 @@ impl Viewer {
     }
 
     /// Runs the viewer until `frames` access units arrived or `timeout`;
-    /// returns them.
+    /// returns them, at most `frames`.
     pub(crate) fn receive(&mut self, frames: usize, timeout: Duration) -> Vec<Vec<u8>> {
         self.receive_trickling(None, frames, timeout)
     }
@@ -322,7 +326,7 @@ impl Viewer {
         timeout: Duration,
     ) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;
-        let mut received = Vec::new();
+        let mut received: Vec<_> = self.held.drain(..self.held.len().min(frames)).collect();
         let mut buf = vec![0u8; 2048];
         while received.len() < frames && Instant::now() < deadline {
             if let Some((mqtt, out)) = trickle {
@@ -350,20 +354,28 @@ impl Viewer {
                 }
             };
             let input = match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => Input::Receive(
-                    Instant::now(),
-                    Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: self.local,
-                        contents: buf[..n].try_into().unwrap(),
-                    },
-                ),
+                // What str0m cannot take is dropped, as a browser drops it:
+                // a STUN server's late answer to a repeated reflexive-address
+                // request is one (it carries no MESSAGE-INTEGRITY).
+                Ok((n, source)) => match buf[..n].try_into() {
+                    Ok(contents) => Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents,
+                        },
+                    ),
+                    Err(_) => continue,
+                },
                 Err(_) if Instant::now() >= wait => Input::Timeout(Instant::now()),
                 Err(_) => continue,
             };
             self.rtc.handle_input(input).unwrap();
         }
+        self.held
+            .extend(received.drain(frames.min(received.len())..));
         received
     }
 }

@@ -153,6 +153,47 @@ fn drive(
     relayed
 }
 
+/// Sends to `peer`, a remote candidate already, through the relay
+/// (bounded retries while the permission and channel are set up); whether
+/// it heard.
+fn reach(
+    gatherer: &mut Gatherer,
+    socket: &UdpSocket,
+    events: &mut Vec<GatherEvent>,
+    relayed: SocketAddr,
+    peer: &UdpSocket,
+) -> bool {
+    let local = socket.local_addr().unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for _ in 0..100 {
+        gatherer.send_relayed(
+            relayed,
+            peer.local_addr().unwrap(),
+            b"to the peer",
+            Instant::now(),
+        );
+        drive(gatherer, socket, events, |_, _| true);
+        while let Some(message) = gatherer.poll_transmit() {
+            let (_, to, data) = datagram(message);
+            socket.send_to(&data, to).unwrap();
+        }
+        if let Ok((n, from)) = peer.recv_from(&mut buf) {
+            assert_eq!((&buf[..n], from), (&b"to the peer"[..], relayed));
+            return true;
+        }
+        let _ = drive(gatherer, socket, events, |_, _| true);
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            gatherer.handle_datagram(local, from, &buf[..n], Instant::now());
+        }
+    }
+    false
+}
+
 #[test]
 fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
     let coturn = Coturn::start();
@@ -187,35 +228,22 @@ fn gathers_reflexive_and_relayed_candidates_and_relays_both_ways() {
         .unwrap();
     assert!(gatherer.is_relayed(relayed));
 
-    // A peer on the far side of the relay, both ways.
+    // A peer on the far side of the relay, both ways, and a second port of
+    // the same address named while the first one's permission is on its
+    // way (a viewer's reflexive and peer-reflexive ports behind one NAT).
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let peer_addr = peer.local_addr().unwrap();
-    peer.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let mut buf = [0u8; 2048];
+    let second = UdpSocket::bind("127.0.0.1:0").unwrap();
     gatherer.remote_candidate(peer_addr, Instant::now());
-    let mut reached = false;
-    for _ in 0..100 {
-        gatherer.send_relayed(relayed, peer_addr, b"to the peer", Instant::now());
-        drive(&mut gatherer, &socket, &mut events, |_, _| true);
-        while let Some(message) = gatherer.poll_transmit() {
-            let (_, to, data) = datagram(message);
-            socket.send_to(&data, to).unwrap();
-        }
-        if let Ok((n, from)) = peer.recv_from(&mut buf) {
-            assert_eq!((&buf[..n], from), (&b"to the peer"[..], relayed));
-            reached = true;
-            break;
-        }
-        let _ = drive(&mut gatherer, &socket, &mut events, |_, _| true);
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-            gatherer.handle_datagram(local, from, &buf[..n], Instant::now());
-        }
-    }
-    assert!(reached, "the peer never heard from the relay");
+    gatherer.remote_candidate(second.local_addr().unwrap(), Instant::now());
+    assert!(
+        reach(&mut gatherer, &socket, &mut events, relayed, &peer),
+        "the peer never heard from the relay"
+    );
+    assert!(
+        reach(&mut gatherer, &socket, &mut events, relayed, &second),
+        "a second port of the peer's address never heard from the relay"
+    );
     peer.send_to(b"from the peer", relayed).unwrap();
     let arrived = drive(&mut gatherer, &socket, &mut events, |_, relayed| {
         !relayed.is_empty()
