@@ -4,8 +4,10 @@
 //! RFC 4787's behaviours built with nftables (`../shared/RECIPES.md`).
 
 use std::fs::File;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The public address of the services (Mosquitto, coturn).
 pub(crate) const PUBLIC_SERVICES: &str = "198.51.100.1";
@@ -21,6 +23,9 @@ pub(crate) const TURN_TLS_PORT: u16 = 5349;
 pub(crate) const TURN_SHARED_SECRET: &str = "lab-shared-secret";
 /// The TURN user coturn knows.
 pub(crate) const TURN_USER: (&str, &str) = ("peercam", "lab-secret");
+/// How long the services may take to listen once started: a test that
+/// began before them would measure an unreachable service, not a NAT.
+const SERVICES_READY_WAIT: Duration = Duration::from_secs(30);
 
 /// How a NAT router treats traffic (RFC 4787).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +44,37 @@ pub(crate) enum Nat {
     UdpBlocked,
     /// A port-restricted home router behind a symmetric carrier NAT.
     Carrier,
+}
+
+/// How a lab service is seen to listen.
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    /// It answers a STUN Binding request.
+    Stun,
+    /// It accepts a TCP connection.
+    Tcp,
+}
+
+impl Listener {
+    /// Whether the service at `address` answers now (within 200 ms).
+    fn answers(self, address: SocketAddr) -> bool {
+        let wait = Duration::from_millis(200);
+        match self {
+            Listener::Tcp => TcpStream::connect_timeout(&address, wait).is_ok(),
+            Listener::Stun => {
+                let (_, request) = super::viewer::binding_request();
+                let Ok(socket) = UdpSocket::bind((address.ip(), 0)) else {
+                    return false;
+                };
+                let mut buf = [0u8; 1500];
+                socket.set_read_timeout(Some(wait)).is_ok()
+                    && socket.send_to(&request, address).is_ok()
+                    && socket
+                        .recv_from(&mut buf)
+                        .is_ok_and(|(_, from)| from == address)
+            }
+        }
+    }
 }
 
 /// The lab's namespaces and the services in them; removed when dropped.
@@ -376,6 +412,37 @@ impl Lab {
         let turn = turn.to_str().unwrap().to_owned();
         self.spawn("pub", &["mosquitto", "-c", &mosquitto]);
         self.spawn("pub", &["turnserver", "-c", &turn]);
+        self.wait_until_services_listen();
+    }
+
+    /// Waits until coturn answers STUN on both its addresses and ports
+    /// (RFC 5780's tests use all four) and takes TCP on its TURN and TLS
+    /// ports, and Mosquitto takes TCP.
+    fn wait_until_services_listen(&self) {
+        let address = |ip: &str, port: u16| SocketAddr::new(ip.parse().unwrap(), port);
+        let mut silent = vec![
+            (address(PUBLIC_SERVICES, TURN_PORT), Listener::Stun),
+            (address(PUBLIC_SERVICES_OTHER, TURN_PORT), Listener::Stun),
+            (address(PUBLIC_SERVICES, TURN_PORT + 1), Listener::Stun),
+            (
+                address(PUBLIC_SERVICES_OTHER, TURN_PORT + 1),
+                Listener::Stun,
+            ),
+            (address(PUBLIC_SERVICES, TURN_PORT), Listener::Tcp),
+            (address(PUBLIC_SERVICES, TURN_TLS_PORT), Listener::Tcp),
+            (address(PUBLIC_SERVICES, MQTT_PORT), Listener::Tcp),
+        ];
+        let silent = self.inside("pub", move || {
+            let deadline = Instant::now() + SERVICES_READY_WAIT;
+            while !silent.is_empty() && Instant::now() < deadline {
+                silent.retain(|&(service, listener)| !listener.answers(service));
+            }
+            silent
+        });
+        assert!(
+            silent.is_empty(),
+            "the lab's services did not listen within {SERVICES_READY_WAIT:?}: {silent:?}"
+        );
     }
 
     /// Kills coturn (every allocation on it is gone) and starts it again.
@@ -386,6 +453,7 @@ impl Lab {
         let turn = self.dir.0.join("turn.conf");
         let turn = turn.to_str().unwrap().to_owned();
         self.spawn("pub", &["turnserver", "-c", &turn]);
+        self.wait_until_services_listen();
     }
 
     fn spawn(&mut self, ns: &str, command: &[&str]) {

@@ -12,6 +12,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
+use turn_client_proto::types::stun::message::TransactionId;
 
 use super::seal::TestKey;
 
@@ -276,17 +277,8 @@ impl Viewer {
     /// (RFC 8489 Binding, retried a bounded number of times).
     fn reflexive_address(&self, stun: SocketAddr) -> SocketAddr {
         use turn_client_proto::types::stun::attribute::XorMappedAddress;
-        use turn_client_proto::types::stun::message::{
-            BINDING, Message, MessageClass, MessageType, MessageWriteVec, TransactionId,
-        };
-        use turn_client_proto::types::stun::prelude::MessageWrite;
-        let transaction = TransactionId::generate();
-        let request = Message::builder(
-            MessageType::from_class_method(MessageClass::Request, BINDING),
-            transaction,
-            MessageWriteVec::new(),
-        )
-        .finish();
+        use turn_client_proto::types::stun::message::Message;
+        let (transaction, request) = binding_request();
         let mut buf = [0u8; 1500];
         self.socket
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -386,6 +378,22 @@ pub(crate) fn nal_types(access_unit: &[u8]) -> Vec<u8> {
         .filter(|w| w[..3] == [0, 0, 1])
         .map(|w| w[3] & 0x1f)
         .collect()
+}
+
+/// A STUN Binding request (RFC 8489) and its transaction id.
+pub(crate) fn binding_request() -> (TransactionId, Vec<u8>) {
+    use turn_client_proto::types::stun::message::{
+        BINDING, Message, MessageClass, MessageType, MessageWriteVec,
+    };
+    use turn_client_proto::types::stun::prelude::MessageWrite;
+    let transaction = TransactionId::generate();
+    let request = Message::builder(
+        MessageType::from_class_method(MessageClass::Request, BINDING),
+        transaction,
+        MessageWriteVec::new(),
+    )
+    .finish();
+    (transaction, request)
 }
 
 pub(crate) fn session_id() -> String {
