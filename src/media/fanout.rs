@@ -138,12 +138,13 @@ impl<T: Frame> Fanout<T> {
     }
 
     fn request_keyframe_for(&self, id: u64) {
-        let found = self.lock().list.iter_mut().find(|s| s.id == id).map(|sub| {
-            sub.awaiting_keyframe = true;
-        });
-        if found.is_some() {
-            self.keyframe_wanted();
-        }
+        let mut subscribers = self.lock();
+        let Some(sub) = subscribers.list.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        sub.awaiting_keyframe = true;
+        drop(subscribers);
+        self.keyframe_wanted();
     }
 
     fn unsubscribe(&self, id: u64) {

@@ -657,15 +657,15 @@ impl Relay {
         let Some(client) = &mut self.client else {
             return;
         };
-        // A permission covers every port of an address (RFC 8656 9); the
-        // library refuses, and logs as an error, a second request for an
-        // address whose first is still on its way.
+        // A permission covers every port of an address (RFC 8656 9): it is
+        // asked for once per address, since the library refuses, and logs
+        // as an error, a second request while the first is on its way.
         let address_asked = self.peers.iter().any(|known| known.ip() == peer.ip());
         if self.relayed.is_none() || self.peers.len() >= MAX_RELAY_PEERS || !self.peers.insert(peer)
         {
             return;
         }
-        if !address_asked && !client.have_permission(TransportType::Udp, peer.ip()) {
+        if !address_asked {
             let _ = client.create_permission(TransportType::Udp, peer.ip(), at);
         }
         // Inside TLS the library would need ChannelData padded (RFC 8656

@@ -183,7 +183,7 @@ fn reach(
             assert_eq!((&buf[..n], from), (&b"to the peer"[..], relayed));
             return true;
         }
-        let _ = drive(gatherer, socket, events, |_, _| true);
+        drive(gatherer, socket, events, |_, _| true);
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
